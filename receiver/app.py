@@ -1,0 +1,336 @@
+"""The aiohttp application: routes, request ids, JSON errors, one handler per source."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from receiver import auth
+from receiver.channels.base import Sender
+from receiver.config import Config
+from receiver.delivery import Deliverer, Report
+from receiver.logs import request_id
+from receiver.metrics import Metrics
+from receiver.model import AlertGroup, Channel, Source
+from receiver.routing import Plan, plan
+from receiver.settings import Settings
+from receiver.sources import PayloadError, alertmanager, sentry
+
+log = logging.getLogger("receiver.app")
+
+Clock = Callable[[], datetime]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ClientError(Exception):
+    """A request we refuse: becomes a JSON error with this status, never a 500."""
+
+    def __init__(self, status: int, error: str, detail: str, outcome: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.outcome = outcome
+
+
+@dataclass
+class Router:
+    """Everything a request needs; the config can be swapped whole on reload."""
+
+    config: Config
+    settings: Settings
+    metrics: Metrics
+    senders: Mapping[Channel, Sender]
+    dry_run: bool
+    clock: Clock = field(default=lambda: datetime.now(UTC))
+    ready: bool = True
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def plan(self, group: AlertGroup) -> Plan:
+        result = plan(self.config, group, self.clock())
+        for routed in result.alerts:
+            source = routed.alert.source.value
+            severity = routed.severity.severity.value
+            self.metrics.alerts.labels(source, severity, routed.alert.status.value).inc()
+            if routed.severity.defaulted:
+                self.metrics.severity_defaulted.labels(source).inc()
+                log.warning(
+                    "severity defaulted",
+                    extra={"alertname": routed.alert.name, "why": routed.severity.reason},
+                )
+            if not routed.routes:
+                self.metrics.unrouted.labels(source, severity).inc()
+                log.error(
+                    "alert matched no route",
+                    extra={"alertname": routed.alert.name, "severity": severity},
+                )
+        return result
+
+    async def deliver(self, result: Plan) -> Report:
+        deliverer = Deliverer(self.senders, self.metrics, self.config.limits.delivery_deadline)
+        return await deliverer.deliver(result.notifications)
+
+
+ROUTER = web.AppKey("router", Router)
+
+
+def create_app(router: Router) -> web.Application:
+    app = web.Application(
+        client_max_size=router.config.limits.max_body_bytes,
+        middlewares=[_request_context],
+    )
+    app[ROUTER] = router
+    app.router.add_post("/webhooks/alertmanager", _alertmanager)
+    app.router.add_post("/webhooks/sentry", _sentry)
+    app.router.add_post("/webhooks/sentry/legacy/{token}", _sentry_legacy)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/-/healthy", _healthy)
+    app.router.add_get("/-/ready", _ready)
+    app.on_shutdown.append(_drain)
+    return app
+
+
+def _json_error(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+@web.middleware
+async def _request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+    token = request_id.set(rid)
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        # aiohttp's own 404/405/413 become JSON like every other error.
+        if e.status < 400:
+            raise
+        response = _json_error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
+        if e.status == 405:
+            response.headers["Allow"] = e.headers.get("Allow", "")
+    finally:
+        request_id.reset(token)
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
+async def _read_json(request: web.Request, router: Router) -> tuple[bytes, Any]:
+    """Size check before reading, content type, then JSON: each with its own 4xx."""
+    limit = router.config.limits.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ClientError(413, "too_large", f"body over {limit} bytes", "too_large")
+    if request.content_type not in ("application/json", "text/json"):
+        raise ClientError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type application/json, got {request.content_type!r}",
+            "unsupported_media_type",
+        )
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ClientError(413, "too_large", f"body over {limit} bytes", "too_large") from None
+    return raw, _decode(raw)
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ClientError(400, "invalid_json", f"body is not JSON: {e}"[:200], "invalid") from None
+
+
+async def _handle(
+    request: web.Request,
+    source: Source,
+    work: Callable[[Router], Awaitable[web.Response]],
+) -> web.Response:
+    router = request.app[ROUTER]
+    started = time.perf_counter()
+    try:
+        response = await work(router)
+    except ClientError as e:
+        log.warning(
+            "webhook refused",
+            extra={
+                "source": source.value,
+                "status": e.status,
+                "error": e.error,
+                "detail": e.detail,
+            },
+        )
+        router.metrics.webhooks.labels(source.value, e.outcome).inc()
+        response = _json_error(e.status, e.error, e.detail)
+    except PayloadError as e:
+        log.warning(
+            "webhook refused",
+            extra={
+                "source": source.value,
+                "status": 400,
+                "error": "invalid_payload",
+                "detail": str(e),
+            },
+        )
+        router.metrics.webhooks.labels(source.value, "invalid").inc()
+        response = _json_error(400, "invalid_payload", str(e))
+    finally:
+        router.metrics.webhook_duration.labels(source.value).observe(time.perf_counter() - started)
+    return response
+
+
+async def _alertmanager(request: web.Request) -> web.Response:
+    async def work(router: Router) -> web.Response:
+        token = router.settings.receiver_auth_token
+        if token and not auth.bearer_ok(request.headers.get("Authorization"), token):
+            raise ClientError(401, "unauthorized", "missing or wrong bearer token", "unauthorized")
+        _, body = await _read_json(request, router)
+        group = alertmanager.parse(body)
+        result = router.plan(group)
+        report = await router.deliver(result)
+        return _reply(router, Source.ALERTMANAGER, result, report)
+
+    return await _handle(request, Source.ALERTMANAGER, work)
+
+
+def _reply(router: Router, source: Source, result: Plan, report: Report) -> web.Response:
+    outcome = "retry" if report.needs_retry else "accepted"
+    router.metrics.webhooks.labels(source.value, outcome).inc()
+    body = {
+        "status": outcome,
+        "alerts": len(result.alerts),
+        "notifications": [
+            {
+                "channel": r.notification.channel.value,
+                "to": r.notification.recipient.name,
+                "outcome": r.outcome.value,
+                **({"reason": r.reason} if r.reason else {}),
+            }
+            for r in report.results
+        ],
+    }
+    log.info(
+        "webhook handled",
+        extra={
+            "source": source.value,
+            "group_key": result.group.group_key,
+            "alerts": len(result.alerts),
+            "outcome": outcome,
+            "notifications": len(report.results),
+        },
+    )
+    # 503 makes Alertmanager retry; delivered targets are not paged twice (dedupe).
+    return web.json_response(body, status=503 if report.needs_retry else 200)
+
+
+async def _sentry(request: web.Request) -> web.Response:
+    async def work(router: Router) -> web.Response:
+        body = await _read_json_signed(request, router)
+        resource = request.headers.get("Sentry-Hook-Resource")
+        if resource is None and not router.dry_run:
+            raise ClientError(
+                400,
+                "invalid_payload",
+                "missing Sentry-Hook-Resource header "
+                "(the legacy plugin posts to /webhooks/sentry/legacy/<token>)",
+                "invalid",
+            )
+        return _accept_sentry(router, sentry.parse(resource, body, router.config.sentry.issues))
+
+    return await _handle(request, Source.SENTRY, work)
+
+
+async def _read_json_signed(request: web.Request, router: Router) -> Any:
+    secret = router.settings.sentry_client_secret
+    if not secret and not router.dry_run:
+        raise ClientError(
+            401, "unauthorized", "SENTRY_CLIENT_SECRET is not configured", "unauthorized"
+        )
+    raw, body = await _read_json(request, router)
+    if secret and not auth.sentry_signature_ok(
+        raw, request.headers.get("Sentry-Hook-Signature"), secret
+    ):
+        raise ClientError(
+            401, "unauthorized", "bad or missing Sentry-Hook-Signature", "unauthorized"
+        )
+    return body
+
+
+async def _sentry_legacy(request: web.Request) -> web.Response:
+    async def work(router: Router) -> web.Response:
+        expected = router.config.sentry.legacy_token
+        if expected:
+            if not auth.token_ok(request.match_info["token"], expected):
+                raise ClientError(401, "unauthorized", "wrong token in URL", "unauthorized")
+        elif not router.dry_run:
+            raise ClientError(
+                401, "unauthorized", "sentry.legacy_token is not configured", "unauthorized"
+            )
+        _, body = await _read_json(request, router)
+        return _accept_sentry(router, sentry.parse(None, body, router.config.sentry.issues))
+
+    return await _handle(request, Source.SENTRY, work)
+
+
+def _accept_sentry(router: Router, group: AlertGroup | None) -> web.Response:
+    """Sentry wants an answer within 1 s: acknowledge now, deliver in a tracked task."""
+    if group is None:
+        router.metrics.webhooks.labels(Source.SENTRY.value, "ignored").inc()
+        return web.json_response({"status": "ignored"}, status=202)
+    result = router.plan(group)
+    router.metrics.webhooks.labels(Source.SENTRY.value, "accepted").inc()
+    task = asyncio.create_task(_deliver_in_background(router, result))
+    router.tasks.add(task)
+    task.add_done_callback(router.tasks.discard)
+    return web.json_response({"status": "accepted", "alerts": len(result.alerts)}, status=202)
+
+
+async def _deliver_in_background(router: Router, result: Plan) -> None:
+    report = await router.deliver(result)
+    log.info(
+        "sentry event delivered",
+        extra={
+            "group_key": result.group.group_key,
+            "outcomes": [r.outcome.value for r in report.results],
+        },
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    registry: CollectorRegistry = request.app[ROUTER].metrics.registry
+    response = web.Response(body=generate_latest(registry))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response
+
+
+async def _healthy(request: web.Request) -> web.Response:
+    del request
+    return web.json_response({"status": "healthy"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    router = request.app[ROUTER]
+    if not router.ready:
+        return web.json_response({"status": "shutting down"}, status=503)
+    return web.json_response({"status": "ready", "config": router.config.path})
+
+
+async def _drain(app: web.Application) -> None:
+    """Shutdown waits for background deliveries (bounded by the delivery deadline)."""
+    router = app[ROUTER]
+    router.ready = False
+    if router.tasks:
+        await asyncio.wait(set(router.tasks), timeout=router.config.limits.delivery_deadline + 1)

@@ -1,0 +1,1 @@
+"""One module per vendor; `base` holds the protocol they share."""

@@ -1,0 +1,585 @@
+"""Load and validate the routing file into frozen dataclasses; problems name file, line, key."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from receiver.matchers import Matcher
+from receiver.model import Channel, Severity
+from receiver.yamlsource import ConfigError, LineDict, Problem, Reader, load_yaml
+
+__all__ = ["Config", "ConfigError", "Problem", "load_config"]
+
+IssueOutcome = Literal["firing", "resolved", "skip"]
+RefKind = Literal["person", "group", "rotation", "channel"]
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    slack: str | None = None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SlackDestination:
+    """A Slack channel: by ID/name through the Web API, or by incoming-webhook URL (a secret)."""
+
+    name: str
+    channel: str | None = None
+    webhook_url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SeverityRule:
+    matchers: tuple[Matcher, ...]
+    severity: Severity
+    line: int
+
+
+@dataclass(frozen=True)
+class SeverityPolicy:
+    labels: tuple[str, ...] = ("severity",)
+    aliases: Mapping[str, Severity] = field(default_factory=dict)
+    rules: tuple[SeverityRule, ...] = ()
+    default: Severity = Severity.HIGH
+
+
+@dataclass(frozen=True)
+class SentryPolicy:
+    levels: Mapping[str, Severity] = field(default_factory=dict)
+    metric_alerts: Mapping[str, Severity] = field(default_factory=dict)
+    issues: Mapping[str, IssueOutcome] = field(default_factory=dict)
+    legacy_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a route sends: a channel kind and a reference to people or a Slack destination."""
+
+    kind: Channel
+    ref_kind: RefKind
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.ref_kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    line: int
+    severities: frozenset[Severity] = frozenset()
+    matchers: tuple[Matcher, ...] = ()
+    continue_: bool = False
+    targets: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1024 * 1024
+    delivery_deadline: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    timezone: ZoneInfo
+    severity: SeverityPolicy
+    sentry: SentryPolicy
+    people: Mapping[str, Person]
+    groups: Mapping[str, tuple[str, ...]]
+    rotations: Mapping[str, Rotation]
+    slack: Mapping[str, SlackDestination]
+    routes: tuple[Route, ...]
+    limits: Limits = Limits()
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    warnings: tuple[Problem, ...] = ()
+
+
+def load_config(
+    path: str | Path, environ: Mapping[str, str], *, secrets_required: bool = False
+) -> Config:
+    """Read and validate a routing file; raises ConfigError listing every problem."""
+    path = Path(path)
+    data, problems = load_yaml(path)
+    reader = Reader(str(path), environ, secrets_required)
+    reader.problems.extend(problems)
+    config = _build(reader, data)
+    if reader.problems or config is None:
+        raise ConfigError(sorted(reader.problems, key=lambda p: p.line))
+    return config
+
+
+_TOP_KEYS = (
+    "timezone",
+    "severity",
+    "sentry",
+    "people",
+    "groups",
+    "rotations",
+    "slack",
+    "routes",
+    "limits",
+)
+
+
+def _build(r: Reader, data: Any) -> Config | None:
+    top = r.mapping(data, 1, "", _TOP_KEYS)
+    if top is None:
+        return None
+    tz = _timezone(r, top)
+    severity = _severity(r, top)
+    people = _people(r, top)
+    groups = _groups(r, top, people)
+    rotations = _rotations(r, top, people)
+    slack = _slack(r, top)
+    sentry = _sentry(r, top)
+    refs: dict[RefKind, Mapping[str, object]] = {
+        "person": people,
+        "group": groups,
+        "rotation": rotations,
+        "channel": slack,
+    }
+    routes = _routes(r, top, refs, people)
+    limits = _limits(r, top)
+    return Config(
+        path=r.file,
+        timezone=tz,
+        severity=severity,
+        sentry=sentry,
+        people=people,
+        groups=groups,
+        rotations=rotations,
+        slack=slack,
+        routes=routes,
+        limits=limits,
+        secrets=frozenset(s for s in r.secrets if s),
+        warnings=tuple(r.warnings),
+    )
+
+
+def _timezone(r: Reader, top: LineDict) -> ZoneInfo:
+    name = r.string(top, "timezone", "") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.error(r.line_of(top, "timezone"), "timezone", f"unknown time zone {name!r}")
+        return ZoneInfo("UTC")
+
+
+def parse_severity(value: str) -> Severity:
+    try:
+        return Severity(value.strip().lower())
+    except ValueError:
+        names = ", ".join(s.value for s in Severity)
+        raise ValueError(f"unknown severity {value!r} (one of {names})") from None
+
+
+def parse_duration(value: str) -> float:
+    m = _DURATION.match(value.strip())
+    if m is None:
+        raise ValueError(f"bad duration {value!r} (e.g. 500ms, 10s, 15m, 1h)")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+def _severity(r: Reader, top: LineDict) -> SeverityPolicy:
+    line = r.line_of(top, "severity")
+    m = r.mapping(top.get("severity"), line, "severity", ("labels", "default", "aliases", "rules"))
+    if m is None:
+        return SeverityPolicy()
+    labels = tuple(v for _, _, v in r.strings(m, "labels", "severity")) or ("severity",)
+    default = Severity.HIGH
+    if (text := r.string(m, "default", "severity")) is not None:
+        default = (
+            r.convert(r.line_of(m, "default"), "severity.default", text, parse_severity) or default
+        )
+    aliases: dict[str, Severity] = {s.value: s for s in Severity}
+    alias_map = r.mapping(
+        m.get("aliases"), r.line_of(m, "aliases"), "severity.aliases", [s.value for s in Severity]
+    )
+    for name in alias_map or {}:
+        assert alias_map is not None
+        sev = Severity(name)
+        for item_line, item_path, alias in r.strings(alias_map, name, "severity.aliases"):
+            key = alias.strip().lower()
+            if key in aliases and aliases[key] is not sev:
+                r.error(item_line, item_path, f"alias {alias!r} already means {aliases[key].value}")
+            aliases[key] = sev
+    rules = []
+    for item_line, item_path, item in r.sequence(
+        m.get("rules"), r.line_of(m, "rules"), "severity.rules"
+    ):
+        rule = r.mapping(item, item_line, item_path, ("matchers", "severity"))
+        if rule is None:
+            continue
+        matchers = _matchers(r, rule, item_path)
+        sev_text = r.string(rule, "severity", item_path, required=True)
+        rule_sev: Severity | None = None
+        if sev_text is not None:
+            rule_sev = r.convert(
+                r.line_of(rule, "severity"), f"{item_path}.severity", sev_text, parse_severity
+            )
+        if not matchers:
+            r.error(rule.line, f"{item_path}.matchers", "a rule needs at least one matcher")
+        if rule_sev is not None:
+            rules.append(SeverityRule(matchers, rule_sev, item_line))
+    return SeverityPolicy(labels, aliases, tuple(rules), default)
+
+
+def _matchers(r: Reader, m: LineDict, path: str) -> tuple[Matcher, ...]:
+    out = []
+    for line, item_path, text in r.strings(m, "matchers", path):
+        matcher = r.convert(line, item_path, text, Matcher.parse)
+        if matcher is not None:
+            out.append(matcher)
+    return tuple(out)
+
+
+_SENTRY_LEVELS = {
+    "fatal": Severity.CRITICAL,
+    "error": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "info": Severity.LOW,
+    "debug": Severity.LOW,
+}
+_SENTRY_METRIC = {"critical": Severity.CRITICAL, "warning": Severity.MEDIUM}
+_ISSUE_OUTCOMES: dict[str, IssueOutcome] = {
+    "firing": "firing",
+    "resolved": "resolved",
+    "skip": "skip",
+}
+_SENTRY_ISSUES: dict[str, IssueOutcome] = {
+    "created": "firing",
+    "unresolved": "firing",
+    "resolved": "resolved",
+    "ignored": "resolved",
+    "assigned": "skip",
+}
+
+
+def _sentry(r: Reader, top: LineDict) -> SentryPolicy:
+    m = r.mapping(
+        top.get("sentry"),
+        r.line_of(top, "sentry"),
+        "sentry",
+        ("levels", "metric_alerts", "issues", "legacy_token"),
+    )
+    if m is None:
+        return SentryPolicy(_SENTRY_LEVELS, _SENTRY_METRIC, _SENTRY_ISSUES)
+    levels = _severity_table(r, m, "levels", _SENTRY_LEVELS)
+    metric = _severity_table(r, m, "metric_alerts", _SENTRY_METRIC)
+    issues = dict(_SENTRY_ISSUES)
+    table = r.mapping(m.get("issues"), r.line_of(m, "issues"), "sentry.issues", _SENTRY_ISSUES)
+    for action in table or {}:
+        assert table is not None
+        value = r.string(table, action, "sentry.issues")
+        outcome = _ISSUE_OUTCOMES.get(value or "")
+        if outcome is None:
+            r.error(
+                r.line_of(table, action),
+                f"sentry.issues.{action}",
+                "expected firing, resolved or skip",
+            )
+        else:
+            issues[action] = outcome
+    return SentryPolicy(levels, metric, issues, r.secret(m, "legacy_token", "sentry"))
+
+
+def _severity_table(
+    r: Reader, parent: LineDict, key: str, defaults: Mapping[str, Severity]
+) -> dict[str, Severity]:
+    out = dict(defaults)
+    path = f"sentry.{key}"
+    table = r.mapping(parent.get(key), r.line_of(parent, key), path, defaults)
+    for name in table or {}:
+        assert table is not None
+        text = r.string(table, name, path)
+        if text is not None:
+            sev = r.convert(r.line_of(table, name), f"{path}.{name}", text, parse_severity)
+            if sev is not None:
+                out[name] = sev
+    return out
+
+
+def _people(r: Reader, top: LineDict) -> dict[str, Person]:
+    out: dict[str, Person] = {}
+    table = r.mapping(
+        top.get("people"), r.line_of(top, "people"), "people", list(top.get("people") or [])
+    )
+    for pid in table or {}:
+        assert table is not None
+        path = f"people.{pid}"
+        line = r.line_of(table, pid)
+        _check_name(r, line, path, pid)
+        m = r.mapping(table[pid], line, path, ("name", "phone", "email", "slack"))
+        if m is None:
+            continue
+        phone = r.string(m, "phone", path)
+        if phone is not None and phone and not _E164.match(phone):
+            r.error(
+                r.line_of(m, "phone"),
+                f"{path}.phone",
+                f"{phone!r} is not an E.164 phone number (e.g. +447700900123)",
+            )
+        email = r.string(m, "email", path)
+        if email is not None and email and not _EMAIL.match(email):
+            r.error(r.line_of(m, "email"), f"{path}.email", f"{email!r} is not an email address")
+        out[pid] = Person(
+            pid,
+            r.string(m, "name", path) or pid,
+            phone or None,
+            email or None,
+            r.string(m, "slack", path) or None,
+        )
+    return out
+
+
+def _check_name(r: Reader, line: int, path: str, name: str) -> None:
+    if not _NAME.match(name):
+        r.error(line, path, "names use lower-case letters, digits, '-', '_' and '.'")
+
+
+def _member_list(
+    r: Reader, parent: LineDict, key: str, path: str, people: Mapping[str, Person]
+) -> tuple[str, ...]:
+    members = []
+    for line, item_path, pid in r.strings(parent, key, path):
+        if pid not in people:
+            r.error(line, item_path, f"unknown person {pid!r}")
+        members.append(pid)
+    return tuple(members)
+
+
+def _groups(r: Reader, top: LineDict, people: Mapping[str, Person]) -> dict[str, tuple[str, ...]]:
+    out = {}
+    table = r.mapping(
+        top.get("groups"), r.line_of(top, "groups"), "groups", list(top.get("groups") or [])
+    )
+    for name in table or {}:
+        assert table is not None
+        _check_name(r, r.line_of(table, name), f"groups.{name}", name)
+        members = _member_list(r, table, name, "groups", people)
+        if not members:
+            r.error(r.line_of(table, name), f"groups.{name}", "a group needs at least one member")
+        out[name] = members
+    return out
+
+
+def _rotations(r: Reader, top: LineDict, people: Mapping[str, Person]) -> dict[str, Rotation]:
+    out = {}
+    table = r.mapping(
+        top.get("rotations"),
+        r.line_of(top, "rotations"),
+        "rotations",
+        list(top.get("rotations") or []),
+    )
+    for name in table or {}:
+        assert table is not None
+        path = f"rotations.{name}"
+        _check_name(r, r.line_of(table, name), path, name)
+        m = r.mapping(table[name], r.line_of(table, name), path, ("members",))
+        if m is None:
+            continue
+        members = _member_list(r, m, "members", path, people)
+        if not members:
+            r.error(m.line, f"{path}.members", "a rotation needs at least one member")
+        out[name] = Rotation(name, members)
+    return out
+
+
+def _slack(r: Reader, top: LineDict) -> dict[str, SlackDestination]:
+    out = {}
+    table = r.mapping(
+        top.get("slack"), r.line_of(top, "slack"), "slack", list(top.get("slack") or [])
+    )
+    for name in table or {}:
+        assert table is not None
+        path = f"slack.{name}"
+        _check_name(r, r.line_of(table, name), path, name)
+        m = r.mapping(
+            table[name],
+            r.line_of(table, name),
+            path,
+            ("channel", "webhook_url", "webhook_url_file"),
+        )
+        if m is None:
+            continue
+        channel = r.string(m, "channel", path)
+        has_webhook = "webhook_url" in m or "webhook_url_file" in m
+        url = r.secret(m, "webhook_url", path) if has_webhook else None
+        if channel is None and not has_webhook:
+            r.error(m.line, path, "give channel (Web API) or webhook_url / webhook_url_file")
+        elif channel is not None and has_webhook:
+            r.error(m.line, path, "give channel or a webhook, not both")
+        if url and not url.startswith(("https://", "http://")):
+            # Never echo the value: a webhook URL is a secret.
+            r.error(r.line_of(m, "webhook_url"), f"{path}.webhook_url", "not an http(s) URL")
+        out[name] = SlackDestination(name, channel, url or None)
+    return out
+
+
+_TARGET_REFS: tuple[RefKind, ...] = ("person", "group", "rotation", "channel")
+_NEEDS: dict[Channel, tuple[str, str]] = {
+    Channel.SMS: ("phone", "a phone number"),
+    Channel.CALL: ("phone", "a phone number"),
+    Channel.EMAIL: ("email", "an email address"),
+    Channel.SLACK: ("slack", "a Slack user id"),
+}
+
+
+def _routes(
+    r: Reader,
+    top: LineDict,
+    refs: Mapping[RefKind, Mapping[str, object]],
+    people: Mapping[str, Person],
+) -> tuple[Route, ...]:
+    out = []
+    seen: set[str] = set()
+    items = r.sequence(top.get("routes"), r.line_of(top, "routes"), "routes")
+    if not items:
+        r.error(r.line_of(top, "routes"), "routes", "at least one route is needed")
+    for line, path, item in items:
+        m = r.mapping(item, line, path, ("name", "severity", "matchers", "continue", "targets"))
+        if m is None:
+            continue
+        name = r.string(m, "name", path, required=True) or path
+        if name in seen:
+            r.error(r.line_of(m, "name"), f"{path}.name", f"route name {name!r} is used twice")
+        seen.add(name)
+        severities = frozenset(
+            s
+            for ln, p, v in r.strings(m, "severity", path)
+            if (s := r.convert(ln, p, v, parse_severity)) is not None
+        )
+        targets = tuple(
+            t
+            for ln, p, v in r.sequence(m.get("targets"), r.line_of(m, "targets"), f"{path}.targets")
+            if (t := _target(r, ln, p, v, refs, people)) is not None
+        )
+        if not targets:
+            r.error(m.line, f"{path}.targets", "a route needs at least one target")
+        out.append(
+            Route(
+                name,
+                line,
+                severities,
+                _matchers(r, m, path),
+                r.boolean(m, "continue", path, False),
+                targets,
+            )
+        )
+    return tuple(out)
+
+
+def _target(
+    r: Reader,
+    line: int,
+    path: str,
+    item: Any,
+    refs: Mapping[RefKind, Mapping[str, object]],
+    people: Mapping[str, Person],
+) -> Target | None:
+    m = r.mapping(item, line, path, ("kind", *_TARGET_REFS))
+    if m is None:
+        return None
+    kind_text = r.string(m, "kind", path, required=True)
+    kind = None
+    if kind_text is not None:
+        kind = r.convert(r.line_of(m, "kind"), f"{path}.kind", kind_text, _parse_channel)
+    given = [k for k in _TARGET_REFS if k in m]
+    if len(given) != 1:
+        r.error(m.line, path, "name exactly one of person, group, rotation or channel")
+        return None
+    ref_kind = given[0]
+    ref = r.string(m, ref_kind, path, required=True)
+    if ref is None or kind is None:
+        return None
+    ref_line = r.line_of(m, ref_kind)
+    if ref not in refs[ref_kind]:
+        where = "slack" if ref_kind == "channel" else f"{ref_kind}s"
+        r.error(ref_line, f"{path}.{ref_kind}", f"unknown {ref_kind} {ref!r} (not in {where})")
+        return None
+    if ref_kind == "channel" and kind is not Channel.SLACK:
+        r.error(ref_line, f"{path}.{ref_kind}", f"a Slack channel cannot receive {kind.value}")
+        return None
+    if ref_kind != "channel":
+        _check_reachable(
+            r, ref_line, f"{path}.{ref_kind}", kind, _members(ref_kind, ref, refs), people
+        )
+    return Target(kind, ref_kind, ref)
+
+
+def _members(
+    ref_kind: RefKind, ref: str, refs: Mapping[RefKind, Mapping[str, object]]
+) -> tuple[str, ...]:
+    value = refs[ref_kind][ref]
+    if isinstance(value, Rotation):
+        return value.members
+    if isinstance(value, Person):
+        return (value.id,)
+    assert isinstance(value, tuple)
+    return value
+
+
+def _check_reachable(
+    r: Reader,
+    line: int,
+    path: str,
+    kind: Channel,
+    members: tuple[str, ...],
+    people: Mapping[str, Person],
+) -> None:
+    attr, what = _NEEDS[kind]
+    for pid in members:
+        person = people.get(pid)
+        if person is not None and not getattr(person, attr):
+            r.error(line, path, f"{pid} has no {attr} ({what} is needed for {kind.value})")
+
+
+def _parse_channel(value: str) -> Channel:
+    try:
+        return Channel(value)
+    except ValueError:
+        kinds = ", ".join(c.value for c in Channel)
+        raise ValueError(f"unknown target kind {value!r} (one of {kinds})") from None
+
+
+def _limits(r: Reader, top: LineDict) -> Limits:
+    m = r.mapping(
+        top.get("limits"),
+        r.line_of(top, "limits"),
+        "limits",
+        ("max_body_bytes", "delivery_deadline"),
+    )
+    if m is None:
+        return Limits()
+    max_body = int(r.number(m, "max_body_bytes", "limits", Limits.max_body_bytes, 1024))
+    deadline = Limits.delivery_deadline
+    if (text := r.string(m, "delivery_deadline", "limits")) is not None:
+        deadline = (
+            r.convert(
+                r.line_of(m, "delivery_deadline"), "limits.delivery_deadline", text, parse_duration
+            )
+            or deadline
+        )
+    return Limits(max_body, deadline)

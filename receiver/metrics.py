@@ -1,0 +1,169 @@
+"""Every metric the router exports, built on an injected registry, all label sets pre-created."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from receiver import __version__
+from receiver.model import Channel, Severity, Source, Status
+
+PREFIX = "oncall_router"
+
+WEBHOOK_OUTCOMES = (
+    "accepted",  # parsed and delivered (or dry-run printed)
+    "ignored",  # valid, but nothing to page (e.g. a Sentry comment)
+    "retry",  # a retryable delivery failure remained: answered 503
+    "invalid",  # 400
+    "unauthorized",  # 401
+    "too_large",  # 413
+    "unsupported_media_type",  # 415
+)
+FAILURE_REASONS = (
+    "clientError",
+    "serverError",
+    "authError",
+    "rateLimited",
+    "timeout",
+    "connectionError",
+    "deadlineExceeded",
+    "other",
+)
+# Sub-second buckets: handling is fast, vendor calls take tens to hundreds of ms.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20)
+# Alert start to page: from seconds (a fresh alert) to hours (an escalation).
+_AGE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        p = PREFIX
+        self.build_info = Info(f"{p}_build", "Version of oncall-router.", registry=registry)
+        self.build_info.info({"version": __version__})
+        self.webhooks = Counter(
+            f"{p}_webhooks_received_total",
+            "Webhook requests received, by source and outcome.",
+            ["source", "outcome"],
+            registry=registry,
+        )
+        self.webhook_duration = Histogram(
+            f"{p}_webhook_duration_seconds",
+            "Time to handle one webhook request, delivery included.",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.alerts = Counter(
+            f"{p}_alerts_received_total",
+            "Alerts received, by source, decided severity and status.",
+            ["source", "severity", "status"],
+            registry=registry,
+        )
+        self.severity_defaulted = Counter(
+            f"{p}_alerts_severity_defaulted_total",
+            "Alerts whose severity was missing or unknown and fell to the default.",
+            ["source"],
+            registry=registry,
+        )
+        self.unrouted = Counter(
+            f"{p}_alerts_unrouted_total",
+            "Alerts that matched no route (fix the routing file).",
+            ["source", "severity"],
+            registry=registry,
+        )
+        self.notifications = Counter(
+            f"{p}_notifications_total",
+            "Notifications attempted (one per target send, retries not counted).",
+            ["channel", "severity"],
+            registry=registry,
+        )
+        self.notifications_failed = Counter(
+            f"{p}_notifications_failed_total",
+            "Notifications that finally failed, by reason.",
+            ["channel", "severity", "reason"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            f"{p}_notification_requests_total",
+            "Requests made to vendors (every attempt).",
+            ["channel"],
+            registry=registry,
+        )
+        self.requests_failed = Counter(
+            f"{p}_notification_requests_failed_total",
+            "Vendor requests that failed.",
+            ["channel"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            f"{p}_notification_latency_seconds",
+            "Latency of one vendor request.",
+            ["channel"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.retries = Counter(
+            f"{p}_notification_retries_total",
+            "Vendor requests retried after a retryable failure.",
+            ["channel"],
+            registry=registry,
+        )
+        self.deduplicated = Counter(
+            f"{p}_notifications_deduplicated_total",
+            "Sends skipped because the same message was already delivered.",
+            ["channel"],
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            f"{p}_notifications_rate_limited_total",
+            "Sends delayed by a per-destination rate limit or a vendor 429.",
+            ["channel"],
+            registry=registry,
+        )
+        self.alert_to_page = Histogram(
+            f"{p}_alert_to_page_seconds",
+            "Time from an alert's start to a delivered page, by severity.",
+            ["severity"],
+            buckets=_AGE_BUCKETS,
+            registry=registry,
+        )
+        self.config_reload_success = Gauge(
+            f"{p}_config_last_reload_successful",
+            "Whether the last routing file (re)load succeeded.",
+            registry=registry,
+        )
+        self.config_reload_time = Gauge(
+            f"{p}_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful routing file load.",
+            registry=registry,
+        )
+        self._precreate()
+
+    def _precreate(self) -> None:
+        """Create every label set up front so rate() works from zero."""
+        for source in Source:
+            self.webhook_duration.labels(source.value)
+            self.severity_defaulted.labels(source.value)
+            for outcome in WEBHOOK_OUTCOMES:
+                self.webhooks.labels(source.value, outcome)
+            for severity in Severity:
+                self.unrouted.labels(source.value, severity.value)
+                for status in Status:
+                    self.alerts.labels(source.value, severity.value, status.value)
+        for channel in Channel:
+            c = channel.value
+            for metric in (
+                self.requests,
+                self.requests_failed,
+                self.latency,
+                self.retries,
+                self.deduplicated,
+                self.rate_limited,
+            ):
+                metric.labels(c)
+            for severity in Severity:
+                self.notifications.labels(c, severity.value)
+                for reason in FAILURE_REASONS:
+                    self.notifications_failed.labels(c, severity.value, reason)
+        for severity in Severity:
+            self.alert_to_page.labels(severity.value)

@@ -1,0 +1,140 @@
+"""The values that flow through the router: alerts in, notifications out."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Severity(enum.StrEnum):
+    """The four canonical severities, most urgent first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical; a lower rank is more urgent."""
+        return list(Severity).index(self)
+
+
+class Status(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Source(enum.StrEnum):
+    ALERTMANAGER = "alertmanager"
+    SENTRY = "sentry"
+
+
+class Channel(enum.StrEnum):
+    """Kinds of target a route can page through."""
+
+    SLACK = "slack"
+    SMS = "sms"
+    CALL = "call"
+    EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as the sources report it; severity is decided later, by routing."""
+
+    source: Source
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    fingerprint: str
+    ends_at: datetime | None = None
+    links: tuple[Link, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "alert")
+
+    @property
+    def summary(self) -> str:
+        return (
+            self.annotations.get("summary")
+            or self.annotations.get("description")
+            or self.annotations.get("message")
+            or self.name
+        )
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """One webhook's worth of alerts: an Alertmanager group, or one Sentry event."""
+
+    source: Source
+    group_key: str
+    status: Status
+    alerts: tuple[Alert, ...]
+    group_labels: Mapping[str, str] = field(default_factory=dict)
+    common_labels: Mapping[str, str] = field(default_factory=dict)
+    common_annotations: Mapping[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    receiver: str = ""
+    truncated_alerts: int = 0
+
+
+@dataclass(frozen=True)
+class SeverityDecision:
+    severity: Severity
+    reason: str
+    defaulted: bool = False
+
+
+@dataclass(frozen=True)
+class RoutedAlert:
+    alert: Alert
+    severity: SeverityDecision
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message is for: a person or a Slack channel, with the address to use."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to one recipient on one channel, for a set of alerts of one group."""
+
+    key: str
+    channel: Channel
+    recipient: Recipient
+    severity: Severity
+    route: str
+    group: AlertGroup
+    alerts: tuple[Alert, ...]
+    level: int = 0
+    template: str | None = None
+
+    @property
+    def status(self) -> Status:
+        firing = any(a.status is Status.FIRING for a in self.alerts)
+        return Status.FIRING if firing else Status.RESOLVED
+
+    @property
+    def firing(self) -> tuple[Alert, ...]:
+        return tuple(a for a in self.alerts if a.status is Status.FIRING)
+
+    @property
+    def resolved(self) -> tuple[Alert, ...]:
+        return tuple(a for a in self.alerts if a.status is Status.RESOLVED)

@@ -1,0 +1,54 @@
+"""Payload parsers: each turns one webhook body into an AlertGroup or raises PayloadError."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+class PayloadError(ValueError):
+    """The body is not a payload this source sends; answered with 400."""
+
+
+def obj(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where} must be a JSON object")
+    return value
+
+
+def text(value: Any, where: str, *, default: str | None = None) -> str:
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PayloadError(f"{where} must be a string")
+    return str(value)
+
+
+def str_map(value: Any, where: str) -> dict[str, str]:
+    """A label or annotation set: JSON object of strings (numbers are tolerated)."""
+    if value is None:
+        return {}
+    mapping = obj(value, where)
+    return {str(k): text(v, f"{where}.{k}") for k, v in mapping.items()}
+
+
+def timestamp(value: Any, where: str) -> datetime:
+    """RFC 3339 (nanoseconds are cut to micros) or epoch seconds; always UTC-aware."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError(f"{where} is not a valid time") from None
+    raw = text(value, where)
+    cleaned = raw.strip()
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise PayloadError(f"{where} is not an RFC 3339 time: {raw[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise PayloadError(f"{where} is out of range: {raw[:40]!r}") from None
