@@ -161,6 +161,7 @@ def _build(r: Reader, data: Any) -> Config | None:
         "channel": slack,
     }
     routes = _routes(r, top, refs, people)
+    _check_coverage(r, top, routes)
     limits = _limits(r, top)
     return Config(
         path=r.file,
@@ -489,6 +490,22 @@ def _routes(
             )
         )
     return tuple(out)
+
+
+def _check_coverage(r: Reader, top: LineDict, routes: tuple[Route, ...]) -> None:
+    """Every severity needs a route without matchers, or some alerts would reach nobody."""
+    covered: set[Severity] = set()
+    for route in routes:
+        if not route.matchers:
+            covered |= route.severities or set(Severity)
+    for severity in Severity:
+        if routes and severity not in covered:
+            r.error(
+                r.line_of(top, "routes"),
+                "routes",
+                f"no route without matchers takes {severity.value} alerts; add one "
+                "(or a catch-all route at the end) so no alert is dropped",
+            )
 
 
 def _target(
