@@ -220,6 +220,8 @@ def _severity(r: Reader, top: LineDict) -> SeverityPolicy:
     )
     for name in alias_map or {}:
         assert alias_map is not None
+        if name not in Severity.__members__.values():
+            continue  # already reported as an unknown key
         sev = Severity(name)
         for item_line, item_path, alias in r.strings(alias_map, name, "severity.aliases"):
             key = alias.strip().lower()
@@ -311,7 +313,9 @@ def _severity_table(
 ) -> dict[str, Severity]:
     out = dict(defaults)
     path = f"sentry.{key}"
-    table = r.mapping(parent.get(key), r.line_of(parent, key), path, defaults)
+    # Any level name may be mapped (SDKs add their own, e.g. Ruby's "log").
+    allowed = list(parent.get(key) or {}) if key == "levels" else list(defaults)
+    table = r.mapping(parent.get(key), r.line_of(parent, key), path, allowed)
     for name in table or {}:
         assert table is not None
         text = r.string(table, name, path)

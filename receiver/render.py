@@ -83,18 +83,25 @@ def short_link(n: Notification) -> str:
     return runbooks[0] if runbooks else min((link.url for link in links), key=len, default="")
 
 
+SMS_SEGMENT = 160
+
+
 def sms_text(n: Notification, tz: tzinfo) -> str:
-    """One SMS segment when it can: severity, what, where, since, one link."""
+    """One SMS segment when it can: severity, what, where, since, one link; never over 1600."""
     place = where(n)
-    if n.status is Status.RESOLVED:
-        head = f"RESOLVED {name(n)}"
-    else:
-        head = f"{_SHORT[n.severity]} {name(n)}"
+    head = (
+        f"RESOLVED {name(n)}" if n.status is Status.RESOLVED else f"{_SHORT[n.severity]} {name(n)}"
+    )
     at = f" @ {place}" if place else ""
-    body = f"{head}{at}: {summary(n)} ({counts(n)}) since {clock(since(n, tz))}"
+    tail = f" ({counts(n)}) since {clock(since(n, tz))}"
     link = short_link(n)
-    text = f"{body} {link}" if link and len(link) <= 120 else body
-    return _cut(text, SMS_LIMIT)
+    text = summary(n)
+    for suffix in (f" {link}" if link and len(link) <= 120 else "", ""):
+        room = SMS_SEGMENT - len(f"{head}{at}: {tail}{suffix}")
+        if room >= 20:
+            # Shorten the summary, not the facts a responder acts on.
+            return f"{head}{at}: {_cut(text, room, '...')}{tail}{suffix}"
+    return _cut(f"{head}{at}: {text}{tail} {link}".rstrip(), SMS_LIMIT, "...")
 
 
 def call_speech(n: Notification, tz: tzinfo) -> str:
@@ -171,5 +178,6 @@ def text_for(channel: str, n: Notification, tz: tzinfo) -> str:
     return slack_text(n)
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _cut(text: str, limit: int, ellipsis: str = "…") -> str:
+    """At most `limit` characters; SMS passes "..." since "…" would force UCS-2 (70 per segment)."""
+    return text if len(text) <= limit else text[: limit - len(ellipsis)] + ellipsis

@@ -1,0 +1,171 @@
+"""The `oncall-router` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from receiver.cli import main
+from tests.helpers import FIXTURES, ROOT, ROUTING
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver", *args],
+        capture_output=True, text=True, cwd=ROOT, env=env or _clean_env(), timeout=60, check=False,
+    )
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK", "TWILIO", "SENDGRID"))}
+
+
+def test_check_shipped_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped routing file passes check with exit 0."""
+    assert main(["check", "--config", str(ROUTING)]) == 0
+    assert "OK (3 routes" in capsys.readouterr().out
+
+
+def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 1, each problem on its own line with file and line, and a count."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routes:\n  - name: x\n    contiue: true\n    targets: [{kind: sms, person: nobody}]\n")
+    assert main(["check", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert f"{bad}:3: routes[0].contiue: unknown key (did you mean 'continue'?)" in err
+    assert f"{bad}:4: routes[0].targets[0].person: unknown person 'nobody' (not in persons)" in err
+    assert err[-1].endswith("problem(s) found")
+
+
+def test_route_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    """`route` shows severity, why, routes and each rendered target, as JSON."""
+    payload = FIXTURES / "alertmanager-firing-critical.json"
+    assert main(["route", "--config", str(ROUTING), str(payload), "--at", "2026-03-14T09:20"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["source"] == "alertmanager"
+    assert {a["severity"] for a in out["alerts"]} == {"critical"}
+    assert out["alerts"][0]["severity_reason"] == "label severity='critical' is critical"
+    assert [(n["channel"], n["to"]) for n in out["notifications"]] == [
+        ("slack", "incidents"), ("sms", "+447700900101"), ("call", "+447700900101"),
+        ("email", "carol@example.com"), ("email", "erin@example.com"),
+    ]
+    sms = out["notifications"][1]["text"]
+    assert sms.startswith("CRIT HighErrorRate @ payments-api prod-eu-1")
+    assert len(sms) <= 160
+
+
+@pytest.mark.parametrize(
+    ("name", "severity"),
+    [
+        ("sentry-metric-alert-critical.json", "critical"),
+        ("sentry-event-alert-triggered.json", "high"),
+        ("sentry-issue-created.json", "high"),
+        ("sentry-legacy-plugin.json", "high"),
+    ],
+)
+def test_route_guesses_sentry_resources(
+    name: str, severity: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sentry bodies are recognised without the header the CLI cannot see."""
+    assert main(["route", "--config", str(ROUTING), str(FIXTURES / name)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["source"] == "sentry"
+    assert out["alerts"][0]["severity"] == severity
+
+
+def test_route_rejects_bad_payload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A payload that is not a webhook body exits 2 with the parser's reason."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"alerts": "nope"}')
+    assert main(["route", "--config", str(ROUTING), str(bad)]) == 2
+    assert "alerts must be a list" in capsys.readouterr().err
+
+
+def test_who(capsys: pytest.CaptureFixture[str]) -> None:
+    """`who --json` names each rotation's holder and each group's people."""
+    assert main(["who", "--config", str(ROUTING), "--json", "--at", "2026-03-16T10:00"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["at"] == "2026-03-16T10:00:00+00:00"
+    assert out["rotations"]["primary"]["on_call"] == ["alice"]
+    assert out["groups"]["team-leads"] == ["carol", "erin"]
+
+
+def test_serve_refuses_without_secrets() -> None:
+    """Serving for real names every secret it lacks instead of starting half-blind."""
+    result = run("serve", "--config", "routing.yaml", "--listen", "127.0.0.1:0")
+    assert result.returncode != 0
+    for name in ("SLACK_ALERTS_WEBHOOK_URL", "SENTRY_LEGACY_TOKEN"):
+        assert name in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def dry_run_server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """The README's first command, on a free port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "receiver", "serve", "--config", "routing.yaml", "--dry-run",
+         "--listen", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as r:  # noqa: S310
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail(f"dry-run server did not become ready: {proc.communicate()[1]}")
+    yield url, proc
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310
+        status: int = r.status
+        return status
+
+
+def test_serve_dry_run_prints_each_message(
+    dry_run_server: tuple[str, subprocess.Popen[str]],
+) -> None:
+    """Posting a fixture to the running dry-run service prints one JSON line per message."""
+    url, proc = dry_run_server
+    body = (FIXTURES / "alertmanager-firing-critical.json").read_bytes()
+    assert post(f"{url}/webhooks/alertmanager", body, {"Content-Type": "application/json"}) == 200
+    body = (FIXTURES / "sentry-metric-alert-critical.json").read_bytes()
+    headers = {"Content-Type": "application/json", "Sentry-Hook-Resource": "metric_alert"}
+    assert post(f"{url}/webhooks/sentry", body, headers) == 202
+    time.sleep(0.3)
+    proc.terminate()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 10
+    assert {tuple(sorted(line)) for line in lines} == {
+        ("channel", "recipient", "route", "severity", "status", "text", "to")
+    }
+    assert [line["channel"] for line in lines[:5]] == ["slack", "sms", "call", "email", "email"]
+    assert all(line["severity"] == "critical" for line in lines)
+    assert all(json.loads(line)["level"] for line in err.splitlines())  # logs are JSON lines

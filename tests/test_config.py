@@ -1,0 +1,202 @@
+"""The routing file: the shipped one is valid, and every mistake is reported with its line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from receiver.config import ConfigError, load_config
+from receiver.model import Channel, Severity
+from tests.helpers import ROUTING
+
+MINIMAL = """\
+people:
+  alice: {phone: "+447700900101", email: alice@example.com}
+rotations:
+  primary: {members: [alice]}
+slack:
+  alerts: {channel: C0ALERTS}
+routes:
+  - name: all
+    targets:
+      - {kind: slack, channel: alerts}
+      - {kind: sms, rotation: primary}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "routing.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(path: Path, environ: dict[str, str] | None = None, **kw: bool) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ or {}, **kw)
+    return [str(p) for p in info.value.problems]
+
+
+def test_shipped_routing_file_expresses_the_policy() -> None:
+    """The shipped file loads and routes each severity to the channels DESIGN §1 asks for."""
+    config = load_config(ROUTING, {})
+    by_name = {r.name: r for r in config.routes}
+    critical = {(t.kind, t.ref_kind, t.ref) for t in by_name["critical"].targets}
+    assert critical == {
+        (Channel.SLACK, "channel", "incidents"),
+        (Channel.SMS, "rotation", "primary"),
+        (Channel.CALL, "rotation", "primary"),
+        (Channel.EMAIL, "group", "team-leads"),
+    }
+    assert by_name["high"].severities == {Severity.HIGH}
+    assert by_name["low-urgency"].severities == {Severity.MEDIUM, Severity.LOW}
+    assert config.severity.default is Severity.HIGH
+    assert config.severity.aliases["p0"] is Severity.CRITICAL
+    assert config.severity.aliases["p1 - critical"] is Severity.CRITICAL
+    assert config.severity.aliases["p1"] is Severity.HIGH
+
+
+def test_minimal_file_loads(tmp_path: Path) -> None:
+    """Everything except people, a route and its target has a default."""
+    config = load_config(write(tmp_path, MINIMAL), {})
+    assert [r.name for r in config.routes] == ["all"]
+    assert config.limits.delivery_deadline == 10.0
+    assert config.limits.max_body_bytes == 1024 * 1024
+
+
+def test_three_mistakes_all_reported_with_lines(tmp_path: Path) -> None:
+    """A typo'd key, a bad matcher and an unknown person are reported together, each located."""
+    path = write(
+        tmp_path,
+        """\
+        people:
+          alice: {phone: "+447700900101"}
+        rotations:
+          primary: {members: [alice, zoe]}
+        routes:
+          - name: all
+            contiue: true
+            matchers: ['team=~"(unclosed"']
+            targets:
+              - {kind: sms, rotation: primary}
+        """,
+    )
+    found = problems(path)
+    assert f"{path}:4: rotations.primary.members[1]: unknown person 'zoe'" in found
+    assert f"{path}:7: routes[0].contiue: unknown key (did you mean 'continue'?)" in found
+    assert any(p.startswith(f"{path}:8: routes[0].matchers[0]: bad regex") for p in found)
+    assert len(found) == 3
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("timezone: Mars/Olympus\n", "timezone: unknown time zone 'Mars/Olympus'"),
+        ("severity: {default: urgent}\n", "severity.default: unknown severity 'urgent'"),
+        ("severity: {aliases: {critical: [P1], high: [p1]}}\n", "alias 'p1' already means"),
+        ("severity: {rules: [{matchers: ['x=\"y\"'], severity: huge}]}\n", "unknown severity"),
+        ("severity: {rules: [{severity: low}]}\n", "a rule needs at least one matcher"),
+        ("severity: {aliases: {urgent: [x]}}\n", "severity.aliases.urgent: unknown key"),
+        ("sentry: {issues: {created: maybe}}\n", "expected firing, resolved or skip"),
+        ("limits: {delivery_deadline: soon}\n", "bad duration 'soon'"),
+        ("limits: {max_body_bytes: 10}\n", "expected a number >= 1024"),
+        ("groups: {leads: [nobody]}\n", "groups.leads[0]: unknown person 'nobody'"),
+        ("slack: {ops: {}}\n", "give channel (Web API) or webhook_url"),
+        ("slack: {ops: {channel: C1, webhook_url: 'https://x'}}\n", "not both"),
+        ("Slack: {}\n", "Slack: unknown key (did you mean 'slack'?)"),
+    ],
+)
+def test_each_mistake_is_named(tmp_path: Path, snippet: str, expected: str) -> None:
+    """One wrong setting gives one message that says what is wrong."""
+    found = problems(write(tmp_path, MINIMAL + snippet))
+    assert any(expected in p for p in found), found
+
+
+def test_people_contacts_are_validated(tmp_path: Path) -> None:
+    """Phone numbers must be E.164 and emails addresses, reported at their own lines."""
+    path = write(
+        tmp_path,
+        MINIMAL.replace('"+447700900101"', '"07700 900101"').replace(
+            "alice@example.com", "alice-at-example"
+        ),
+    )
+    found = problems(path)
+    assert any(":2: people.alice.phone: '07700 900101' is not an E.164" in p for p in found)
+    assert any(":2: people.alice.email: 'alice-at-example' is not an email" in p for p in found)
+
+
+def test_targets_must_reach_someone(tmp_path: Path) -> None:
+    """A target naming nothing known, or a person without the needed contact, is an error."""
+    path = write(
+        tmp_path,
+        """\
+        people:
+          bob: {email: bob@example.com}
+        slack:
+          ops: {channel: C1}
+        routes:
+          - name: all
+            targets:
+              - {kind: sms, person: bob}
+              - {kind: email, group: leads}
+              - {kind: email, channel: ops}
+              - {kind: pager, person: bob}
+              - {kind: slack, person: bob, channel: ops}
+        """,
+    )
+    found = problems(path)
+    assert any("targets[0].person: bob has no phone" in p for p in found)
+    assert any("targets[1].group: unknown group 'leads'" in p for p in found)
+    assert any("a Slack channel cannot receive email" in p for p in found)
+    assert any("unknown target kind 'pager'" in p for p in found)
+    assert any("name exactly one of person, group, rotation or channel" in p for p in found)
+
+
+def test_unrouted_severity_is_an_error(tmp_path: Path) -> None:
+    """If some severity has no route without matchers, alerts could be dropped: refuse."""
+    path = write(
+        tmp_path,
+        MINIMAL.replace("  - name: all\n", "  - name: all\n    severity: [critical, high]\n"),
+    )
+    found = problems(path)
+    assert any("no route without matchers takes medium alerts" in p for p in found)
+    assert any("no route without matchers takes low alerts" in p for p in found)
+
+
+def test_yaml_syntax_and_duplicate_keys(tmp_path: Path) -> None:
+    """Broken YAML is one located message; a duplicated key is caught, not silently merged."""
+    assert problems(write(tmp_path, "routes: [\n"))[0].startswith(f"{tmp_path}/routing.yaml:2:")
+    dup = MINIMAL + "people: {}\n"
+    assert any("people: duplicate key" in p for p in problems(write(tmp_path, dup)))
+
+
+def test_secret_references(tmp_path: Path) -> None:
+    """${ENV} and *_file fill secrets; unset ones warn in check/dry-run and fail for serve."""
+    secret_file = tmp_path / "url"
+    secret_file.write_text("https://hooks.slack.com/services/T0/B0/file-secret\n")
+    text = MINIMAL.replace(
+        "alerts: {channel: C0ALERTS}",
+        f"alerts: {{webhook_url: '${{ALERTS_URL}}'}}\n  ops: {{webhook_url_file: {secret_file}}}",
+    ).replace("channel: alerts}", "channel: alerts}\n      - {kind: slack, channel: ops}")
+    path = write(tmp_path, text)
+    env = {"ALERTS_URL": "https://hooks.slack.com/services/T0/B0/env-secret"}
+    config = load_config(path, env, secrets_required=True)
+    assert config.slack["alerts"].webhook_url == env["ALERTS_URL"]
+    assert config.slack["ops"].webhook_url == "https://hooks.slack.com/services/T0/B0/file-secret"
+    assert env["ALERTS_URL"] in config.secrets
+    assert "file-secret" not in repr(config.slack["ops"])
+
+    relaxed = load_config(path, {})
+    assert [w.message for w in relaxed.warnings] == ["environment variable ALERTS_URL is not set"]
+    found = problems(path, {}, secrets_required=True)
+    assert found == [
+        f"{path}:6: slack.alerts.webhook_url: environment variable ALERTS_URL is not set"
+    ]
+
+
+def test_config_is_frozen() -> None:
+    """Config objects cannot be changed after loading (a reload swaps them whole)."""
+    config = load_config(ROUTING, {})
+    with pytest.raises(AttributeError):
+        config.routes = ()  # type: ignore[misc]
