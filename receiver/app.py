@@ -56,6 +56,12 @@ class Router:
     clock: Clock = field(default=lambda: datetime.now(UTC))
     ready: bool = True
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    deliverer: Deliverer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deliverer = Deliverer(
+            self.senders, self.metrics, self.config.delivery, wall_clock=self.clock
+        )
 
     def plan(self, group: AlertGroup) -> Plan:
         result = plan(self.config, group, self.clock())
@@ -77,9 +83,8 @@ class Router:
                 )
         return result
 
-    async def deliver(self, result: Plan) -> Report:
-        deliverer = Deliverer(self.senders, self.metrics, self.config.limits.delivery_deadline)
-        return await deliverer.deliver(result.notifications)
+    async def deliver(self, result: Plan, deadline: float | None = None) -> Report:
+        return await self.deliverer.deliver(result.notifications, deadline)
 
 
 ROUTER = web.AppKey("router", Router)
@@ -298,7 +303,8 @@ def _accept_sentry(router: Router, group: AlertGroup | None) -> web.Response:
 
 
 async def _deliver_in_background(router: Router, result: Plan) -> None:
-    report = await router.deliver(result)
+    # Nobody upstream retries a Sentry event, so it gets a longer deadline than a webhook.
+    report = await router.deliver(result, router.config.delivery.background_deadline)
     log.info(
         "sentry event delivered",
         extra={
@@ -333,4 +339,4 @@ async def _drain(app: web.Application) -> None:
     router = app[ROUTER]
     router.ready = False
     if router.tasks:
-        await asyncio.wait(set(router.tasks), timeout=router.config.limits.delivery_deadline + 1)
+        await asyncio.wait(set(router.tasks), timeout=router.config.delivery.deadline + 1)

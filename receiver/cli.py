@@ -246,7 +246,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         print=None,
         access_log=None,
-        shutdown_timeout=config.limits.delivery_deadline + 2,
+        shutdown_timeout=config.delivery.deadline + 2,
         loop=asyncio.new_event_loop(),
     )
     return 0

@@ -97,7 +97,32 @@ class Route:
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 1024 * 1024
-    delivery_deadline: float = 10.0
+
+
+# Vendor-safe pacing per destination: Slack allows ~1 message/s per channel; one SMS or call
+# per second per phone number keeps a storm from flooding a person's phone.
+DEFAULT_RATE_LIMITS: Mapping[Channel, float] = {
+    Channel.SLACK: 1.0,
+    Channel.SMS: 1.0,
+    Channel.CALL: 1.0,
+    Channel.EMAIL: 0.0,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Retry and pacing policy of every target send."""
+
+    deadline: float = 10.0
+    attempts: int = 5
+    dedupe_ttl: float = 24 * 3600.0
+    dedupe_max_entries: int = 50_000
+    # Minimum seconds between two messages to one destination; 0 switches pacing off.
+    rate_limits: Mapping[Channel, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # Sentry events have no upstream retrier unless forwarded to Alertmanager.
+    background_deadline: float = 120.0
+    # How long a forwarded Sentry event stays firing in Alertmanager without a resolve.
+    sentry_alert_ttl: float = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +137,7 @@ class Config:
     slack: Mapping[str, SlackDestination]
     routes: tuple[Route, ...]
     limits: Limits = Limits()
+    delivery: Delivery = Delivery()
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[Problem, ...] = ()
 
@@ -140,6 +166,7 @@ _TOP_KEYS = (
     "slack",
     "routes",
     "limits",
+    "delivery",
 )
 
 
@@ -163,6 +190,7 @@ def _build(r: Reader, data: Any) -> Config | None:
     routes = _routes(r, top, refs, people)
     _check_coverage(r, top, routes)
     limits = _limits(r, top)
+    delivery = _delivery(r, top)
     return Config(
         path=r.file,
         timezone=tz,
@@ -174,6 +202,7 @@ def _build(r: Reader, data: Any) -> Config | None:
         slack=slack,
         routes=routes,
         limits=limits,
+        delivery=delivery,
         secrets=frozenset(s for s in r.secrets if s),
         warnings=tuple(r.warnings),
     )
@@ -586,21 +615,58 @@ def _parse_channel(value: str) -> Channel:
 
 
 def _limits(r: Reader, top: LineDict) -> Limits:
-    m = r.mapping(
-        top.get("limits"),
-        r.line_of(top, "limits"),
-        "limits",
-        ("max_body_bytes", "delivery_deadline"),
-    )
+    m = r.mapping(top.get("limits"), r.line_of(top, "limits"), "limits", ("max_body_bytes",))
     if m is None:
         return Limits()
-    max_body = int(r.number(m, "max_body_bytes", "limits", Limits.max_body_bytes, 1024))
-    deadline = Limits.delivery_deadline
-    if (text := r.string(m, "delivery_deadline", "limits")) is not None:
-        deadline = (
-            r.convert(
-                r.line_of(m, "delivery_deadline"), "limits.delivery_deadline", text, parse_duration
-            )
-            or deadline
-        )
-    return Limits(max_body, deadline)
+    return Limits(int(r.number(m, "max_body_bytes", "limits", Limits.max_body_bytes, 1024)))
+
+
+def _duration(r: Reader, m: LineDict, key: str, path: str, default: float) -> float:
+    text = r.string(m, key, path)
+    if text is None:
+        return default
+    value = r.convert(r.line_of(m, key), f"{path}.{key}", text, parse_duration)
+    return default if value is None else value
+
+
+def _delivery(r: Reader, top: LineDict) -> Delivery:
+    keys = (
+        "deadline",
+        "attempts",
+        "dedupe_ttl",
+        "dedupe_max_entries",
+        "rate_limits",
+        "background_deadline",
+        "sentry_alert_ttl",
+    )
+    m = r.mapping(top.get("delivery"), r.line_of(top, "delivery"), "delivery", keys)
+    if m is None:
+        return Delivery()
+    d = Delivery()
+    rates = dict(DEFAULT_RATE_LIMITS)
+    table = r.mapping(
+        m.get("rate_limits"),
+        r.line_of(m, "rate_limits"),
+        "delivery.rate_limits",
+        [c.value for c in Channel],
+    )
+    for name in table or {}:
+        assert table is not None
+        if name in Channel.__members__.values():
+            rates[Channel(name)] = _duration(r, table, name, "delivery.rate_limits", 0.0)
+    deadline = _duration(r, m, "deadline", "delivery", d.deadline)
+    if deadline <= 0:
+        r.error(r.line_of(m, "deadline"), "delivery.deadline", "must be more than 0")
+    return Delivery(
+        deadline=deadline,
+        attempts=int(r.number(m, "attempts", "delivery", d.attempts, 1)),
+        dedupe_ttl=_duration(r, m, "dedupe_ttl", "delivery", d.dedupe_ttl),
+        dedupe_max_entries=int(
+            r.number(m, "dedupe_max_entries", "delivery", d.dedupe_max_entries, 100)
+        ),
+        rate_limits=rates,
+        background_deadline=_duration(
+            r, m, "background_deadline", "delivery", d.background_deadline
+        ),
+        sentry_alert_ttl=_duration(r, m, "sentry_alert_ttl", "delivery", d.sentry_alert_ttl),
+    )

@@ -6,20 +6,34 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from receiver.channels.base import DeliveryError, Sender
+from receiver.config import Delivery
+from receiver.dedupe import DedupeStore, MemoryDedupe
 from receiver.metrics import Metrics
-from receiver.model import Channel, Notification
+from receiver.model import Channel, Notification, Status
+from receiver.ratelimit import Pacer
 
 log = logging.getLogger("receiver.delivery")
 
 
 class Outcome(enum.StrEnum):
     DELIVERED = "delivered"
+    DEDUPLICATED = "deduplicated"  # already delivered earlier: not sent again
     FAILED = "failed"  # permanent: retrying cannot help
-    RETRY = "retry"  # retryable failure remained at the deadline
+    RETRY = "retry"  # a retryable failure remained at the deadline
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,7 @@ class Result:
     outcome: Outcome
     reason: str = ""
     detail: str = ""
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,41 +55,142 @@ class Report:
         return any(r.outcome is Outcome.RETRY for r in self.results)
 
 
-class Deliverer:
-    def __init__(
-        self, senders: Mapping[Channel, Sender], metrics: Metrics, deadline: float
-    ) -> None:
-        self.senders = senders
-        self.metrics = metrics
-        self.deadline = deadline
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, DeliveryError) and error.retryable
 
-    async def deliver(self, notifications: Sequence[Notification]) -> Report:
-        # gather() without cancelling siblings: one failing target never stops another.
-        results = await asyncio.gather(*(self._one(n) for n in notifications))
+
+@dataclass
+class Deliverer:
+    """Long-lived: its dedupe store and pacer outlive each request."""
+
+    senders: Mapping[Channel, Sender]
+    metrics: Metrics
+    policy: Delivery
+    dedupe: DedupeStore = field(default=None)  # type: ignore[assignment]
+    pacer: Pacer = field(default_factory=Pacer)
+    wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _inflight: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dedupe is None:
+            self.dedupe = MemoryDedupe(self.policy.dedupe_ttl, self.policy.dedupe_max_entries)
+
+    async def deliver(
+        self, notifications: Sequence[Notification], deadline: float | None = None
+    ) -> Report:
+        """Send all at once; gather() without cancelling siblings, so no target waits on another."""
+        latest = time.monotonic() + (deadline or self.policy.deadline)
+        results = await asyncio.gather(*(self._once(n, latest) for n in notifications))
         return Report(tuple(results))
 
-    async def _one(self, n: Notification) -> Result:
+    async def _once(self, n: Notification, latest: float) -> Result:
+        """One send per idempotency key, even when an HA pair posts the same group twice at once."""
+        channel = n.channel.value
+        if await self.dedupe.seen(n.key):
+            self.metrics.deduplicated.labels(channel).inc()
+            return Result(n, Outcome.DEDUPLICATED)
+        running = self._inflight.get(n.key)
+        if running is not None:
+            first = await asyncio.shield(running)
+            if first.outcome in (Outcome.DELIVERED, Outcome.DEDUPLICATED):
+                self.metrics.deduplicated.labels(channel).inc()
+                return Result(n, Outcome.DEDUPLICATED)
+            return first
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._inflight[n.key] = future
+        try:
+            result = await self._send(n, latest)
+            if result.outcome is Outcome.DELIVERED:
+                await self.dedupe.remember(n.key)
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # marks it retrieved: nobody else may be waiting
+            raise
+        else:
+            future.set_result(result)
+        finally:
+            del self._inflight[n.key]
+        return result
+
+    async def _send(self, n: Notification, latest: float) -> Result:
         channel = n.channel.value
         self.metrics.notifications.labels(channel, n.severity.value).inc()
-        sender = self.senders[n.channel]
-        started = time.perf_counter()
-        self.metrics.requests.labels(channel).inc()
+        interval = self.policy.rate_limits.get(n.channel, 0.0)
+        if interval > 0:
+            pacing_key = f"{channel}:{n.recipient.address}"
+            delay = self.pacer.reserve(pacing_key, interval, latest)
+            if delay is None:
+                self.metrics.rate_limited.labels(channel).inc()
+                return self._failed(
+                    n,
+                    DeliveryError(
+                        "rateLimited", "destination busy until past the deadline", retryable=True
+                    ),
+                    0,
+                )
+            if delay > 0:
+                self.metrics.rate_limited.labels(channel).inc()
+                await asyncio.sleep(delay)
+        attempts = 0
         try:
-            async with asyncio.timeout(self.deadline):
-                await sender.send(n)
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(self.policy.attempts)
+                | stop_after_delay(max(0.0, latest - time.monotonic())),
+                wait=self._wait(latest),
+                before_sleep=lambda _: self.metrics.retries.labels(channel).inc(),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    await self._attempt(n, latest)
         except DeliveryError as e:
-            return self._failed(n, e)
+            return self._failed(n, e, attempts)
+        self._delivered(n)
+        return Result(n, Outcome.DELIVERED, attempts=attempts)
+
+    def _wait(self, latest: float) -> Callable[[RetryCallState], float]:
+        backoff = wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2)
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            delay = backoff(state)
+            if isinstance(error, DeliveryError) and error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+            remaining = latest - time.monotonic()
+            if delay >= remaining:
+                # No point sleeping past the deadline: give up now and let the caller answer 503.
+                assert isinstance(error, DeliveryError)  # only those are retried
+                raise error
+            return delay
+
+        return wait
+
+    async def _attempt(self, n: Notification, latest: float) -> None:
+        channel = n.channel.value
+        self.metrics.requests.labels(channel).inc()
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(max(0.0, latest - time.monotonic())):
+                await self.senders[n.channel].send(n)
         except TimeoutError:
-            return self._failed(
-                n, DeliveryError("deadlineExceeded", "deadline exceeded", retryable=True)
-            )
+            self.metrics.requests_failed.labels(channel).inc()
+            raise DeliveryError(
+                "deadlineExceeded", "no answer before the deadline", retryable=True
+            ) from None
+        except DeliveryError:
+            self.metrics.requests_failed.labels(channel).inc()
+            raise
         finally:
             self.metrics.latency.labels(channel).observe(time.perf_counter() - started)
-        return Result(n, Outcome.DELIVERED)
 
-    def _failed(self, n: Notification, error: DeliveryError) -> Result:
+    def _delivered(self, n: Notification) -> None:
+        if n.status is Status.FIRING and n.firing:
+            age = (self.wall_clock() - min(a.starts_at for a in n.firing)).total_seconds()
+            self.metrics.alert_to_page.labels(n.severity.value).observe(max(0.0, age))
+
+    def _failed(self, n: Notification, error: DeliveryError, attempts: int) -> Result:
         channel = n.channel.value
-        self.metrics.requests_failed.labels(channel).inc()
         self.metrics.notifications_failed.labels(channel, n.severity.value, error.reason).inc()
         outcome = Outcome.RETRY if error.retryable else Outcome.FAILED
         log.warning(
@@ -86,6 +202,7 @@ class Deliverer:
                 "reason": error.reason,
                 "detail": error.detail,
                 "outcome": outcome.value,
+                "attempts": attempts,
             },
         )
-        return Result(n, outcome, error.reason, error.detail)
+        return Result(n, outcome, error.reason, error.detail, attempts)

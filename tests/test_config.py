@@ -61,7 +61,8 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
     """Everything except people, a route and its target has a default."""
     config = load_config(write(tmp_path, MINIMAL), {})
     assert [r.name for r in config.routes] == ["all"]
-    assert config.limits.delivery_deadline == 10.0
+    assert config.delivery.deadline == 10.0
+    assert config.delivery.rate_limits[Channel.SLACK] == 1.0
     assert config.limits.max_body_bytes == 1024 * 1024
 
 
@@ -99,7 +100,10 @@ def test_three_mistakes_all_reported_with_lines(tmp_path: Path) -> None:
         ("severity: {rules: [{severity: low}]}\n", "a rule needs at least one matcher"),
         ("severity: {aliases: {urgent: [x]}}\n", "severity.aliases.urgent: unknown key"),
         ("sentry: {issues: {created: maybe}}\n", "expected firing, resolved or skip"),
-        ("limits: {delivery_deadline: soon}\n", "bad duration 'soon'"),
+        ("delivery: {deadline: soon}\n", "delivery.deadline: bad duration 'soon'"),
+        ("delivery: {deadline: 0s}\n", "delivery.deadline: must be more than 0"),
+        ("delivery: {rate_limits: {fax: 1s}}\n", "delivery.rate_limits.fax: unknown key"),
+        ("delivery: {attempts: 0}\n", "delivery.attempts: expected a number >= 1"),
         ("limits: {max_body_bytes: 10}\n", "expected a number >= 1024"),
         ("groups: {leads: [nobody]}\n", "groups.leads[0]: unknown person 'nobody'"),
         ("slack: {ops: {}}\n", "give channel (Web API) or webhook_url"),
