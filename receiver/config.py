@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from receiver.matchers import Matcher
 from receiver.model import Channel, Severity
+from receiver.templates import TEMPLATE_KEYS, TemplateError, check_template
 from receiver.yamlsource import ConfigError, LineDict, Problem, Reader, load_yaml
 
 __all__ = ["Config", "ConfigError", "Problem", "load_config"]
@@ -92,6 +93,7 @@ class Route:
     matchers: tuple[Matcher, ...] = ()
     continue_: bool = False
     targets: tuple[Target, ...] = ()
+    templates: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -493,7 +495,9 @@ def _routes(
     if not items:
         r.error(r.line_of(top, "routes"), "routes", "at least one route is needed")
     for line, path, item in items:
-        m = r.mapping(item, line, path, ("name", "severity", "matchers", "continue", "targets"))
+        m = r.mapping(
+            item, line, path, ("name", "severity", "matchers", "continue", "targets", "templates")
+        )
         if m is None:
             continue
         name = r.string(m, "name", path, required=True) or path
@@ -520,9 +524,31 @@ def _routes(
                 _matchers(r, m, path),
                 r.boolean(m, "continue", path, False),
                 targets,
+                _templates(r, m, path),
             )
         )
     return tuple(out)
+
+
+def _templates(r: Reader, m: LineDict, path: str) -> dict[str, str]:
+    out = {}
+    table = r.mapping(
+        m.get("templates"), r.line_of(m, "templates"), f"{path}.templates", TEMPLATE_KEYS
+    )
+    for key in table or {}:
+        assert table is not None
+        line, where = r.line_of(table, key), f"{path}.templates.{key}"
+        source = table[key]
+        if not isinstance(source, str):
+            r.error(line, where, "expected template text")
+            continue
+        try:
+            check_template(source, key)
+        except TemplateError as e:
+            r.error(line, where, str(e))
+            continue
+        out[key] = source
+    return out
 
 
 def _check_coverage(r: Reader, top: LineDict, routes: tuple[Route, ...]) -> None:

@@ -124,7 +124,8 @@ class Notification:
     group: AlertGroup
     alerts: tuple[Alert, ...]
     level: int = 0
-    template: str | None = None
+    # Per-route text overrides (receiver.templates.TEMPLATE_KEYS -> Jinja2 source).
+    templates: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> Status:

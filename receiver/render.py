@@ -168,16 +168,6 @@ def slack_text(n: Notification) -> str:
     return _cut(f"{headline(n)}: {summary(n)}", 3000)
 
 
-def text_for(channel: str, n: Notification, tz: tzinfo) -> str:
-    if channel == "sms":
-        return sms_text(n, tz)
-    if channel == "call":
-        return call_speech(n, tz)
-    if channel == "email":
-        return f"{email_subject(n)}\n\n{email_text(n, tz)}"
-    return slack_text(n)
-
-
 def _cut(text: str, limit: int, ellipsis: str = "…") -> str:
     """At most `limit` characters; SMS passes "..." since "…" would force UCS-2 (70 per segment)."""
     return text if len(text) <= limit else text[: limit - len(ellipsis)] + ellipsis

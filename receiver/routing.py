@@ -149,6 +149,7 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
                         route=name,
                         group=group,
                         alerts=alerts,
+                        templates=route.templates,
                     )
                 )
     return Plan(group, tuple(routed), tuple(notifications))

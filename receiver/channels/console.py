@@ -7,7 +7,7 @@ import sys
 from datetime import tzinfo
 from typing import TextIO
 
-from receiver import render
+from receiver import templates
 from receiver.model import Notification
 
 
@@ -30,5 +30,5 @@ def dry_run_line(n: Notification, tz: tzinfo) -> dict[str, str]:
         "severity": n.severity.value,
         "route": n.route,
         "status": n.status.value,
-        "text": render.text_for(n.channel.value, n, tz),
+        "text": templates.text_for(n.channel, n, tz),
     }
