@@ -1,0 +1,308 @@
+"""Fake Twilio REST API (2010-04-01): Messages.json and Calls.json.
+
+Wire facts come from shared/reference/channel-apis.md §2 and §6; error codes and messages from the
+twilio.com/docs/api/errors pages. The real ``twilio`` client works against it once
+``client.api.base_url = fake.url`` (and with TWILIO_REGION / TWILIO_EDGE unset).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.base import Behaviour, Failure, FakeServer, RateLimited, Reject, ServerError
+
+API_VERSION = "2010-04-01"
+TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TEST_AUTH_TOKEN = "test-auth-token"
+
+MAX_BODY = 1600
+MAX_TWIML = 4000
+
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+# Calls may also dial Twilio Clients and SIP addresses, which are not phone numbers.
+_CALL_NON_PSTN = ("client:", "sip:")
+
+# Code -> (HTTP status, message template). Placeholders: {to}, {from_}, {path}.
+ERRORS: dict[int, tuple[int, str]] = {
+    20003: (401, "Authenticate"),
+    20404: (404, "The requested resource {path} was not found"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "An internal server error has occurred"),
+    20503: (503, "Service Unavailable"),
+    21201: (400, "No 'To' number is specified"),
+    # Unverified wording: Twilio's page only names 21205 "Invalid URL"; this is the common message
+    # when neither Url nor Twiml (nor ApplicationSid) is given.
+    21205: (400, "Url parameter is required."),
+    21211: (400, "The 'To' number {to} is not a valid phone number."),
+    21213: (400, "A 'From' phone number is required."),
+    21217: (400, "The phone number you are attempting to call, {to}, is not valid."),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' or 'MessagingServiceSid' parameter is required to send a message."),
+    21604: (400, "A 'To' phone number is required."),
+    21606: (
+        400,
+        "The 'From' phone number provided ({from_}) is not a valid message-capable Twilio phone "
+        "number for this destination.",
+    ),
+    21608: (
+        400,
+        "The number {to} is unverified. Trial accounts cannot send messages to unverified numbers.",
+    ),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21612: (
+        400,
+        "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: "
+        "{from_} via SMS.",
+    ),
+    21614: (400, "'To' number is not a valid mobile number"),
+    21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+    # twilio.com/docs/api/errors/32018 gives the code and text; the 400 status is an assumption.
+    32018: (400, "Twiml size exceeded maximum allowed value of 4000 characters"),
+}
+
+# GSM 03.38 basic set; the extension set costs two septets per character.
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+def num_segments(body: str) -> int:
+    """SMS segments: GSM-7 160 (153 per part when split), else UCS-2 70 (67 per part)."""
+    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in body):
+        units, single, multi = sum(2 if c in _GSM_EXTENDED else 1 for c in body), 160, 153
+    else:
+        units, single, multi = len(body.encode("utf-16-le")) // 2, 70, 67
+    return 1 if units <= single else math.ceil(units / multi)
+
+
+class FakeTwilio(FakeServer):
+    """Twilio Messages and Calls. Destination key for :meth:`script_for`: the ``To`` number."""
+
+    def __init__(
+        self,
+        account_sid: str = TEST_ACCOUNT_SID,
+        auth_token: str = TEST_AUTH_TOKEN,
+        *,
+        api_keys: Mapping[str, str] | None = None,
+    ) -> None:
+        """``api_keys``: API key SID (``SK…``) -> secret, also accepted as Basic credentials."""
+        super().__init__()
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self._api_keys = dict(api_keys or {})
+
+    def _routes(self) -> Iterable[web.RouteDef]:
+        base = f"/{API_VERSION}/Accounts/{{sid}}"
+        return [
+            web.post(f"{base}/Messages.json", self._create_message),
+            web.post(f"{base}/Calls.json", self._create_call),
+        ]
+
+    def _check_behaviour(self, behaviour: Behaviour) -> None:
+        if isinstance(behaviour, Reject) and not isinstance(behaviour.error, int):
+            raise TypeError("Twilio Reject takes an error code such as 21211")
+
+    def _authorized(self, request: web.Request) -> bool:
+        credentials = _basic_credentials(request.headers.get("Authorization", ""))
+        if credentials is None:
+            return False
+        login, password = credentials
+        secret = self.auth_token if login == self.account_sid else self._api_keys.get(login)
+        # The account in the path must be the credentials' account (subaccounts are not modelled).
+        return (
+            secret is not None
+            and secrets.compare_digest(password.encode(), secret.encode())
+            and request.match_info["sid"] == self.account_sid
+        )
+
+    async def _gate(self, request: web.Request) -> tuple[dict[str, str], web.StreamResponse | None]:
+        """Auth, then the scripted behaviour: the form, and an answer if one is already decided."""
+        form = self._recorded(request).form()
+        if not self._authorized(request):
+            return form, _error(20003)
+        ctx = {"to": form.get("To", ""), "from_": form.get("From", ""), "path": request.path}
+        return form, await self._intercept(
+            request, form.get("To"), lambda failure: _render(failure, ctx)
+        )
+
+    async def _create_message(self, request: web.Request) -> web.StreamResponse:
+        form, answer = await self._gate(request)
+        if answer is not None:
+            return answer
+        to, from_, service = (
+            form.get("To", ""),
+            form.get("From", ""),
+            form.get("MessagingServiceSid"),
+        )
+        body = form.get("Body", "")
+        if not to:
+            return _error(21604)
+        if not _E164.match(to):
+            return _error(21211, ctx={"to": to})
+        if not from_ and not service:
+            return _error(21603)
+        if not body and not form.get("MediaUrl") and not form.get("ContentSid"):
+            return _error(21602)
+        if len(body) > MAX_BODY:
+            return _error(21617)
+
+        sid = "SM" + secrets.token_hex(16)
+        now = _rfc2822_now()
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
+        return _json(
+            201,
+            {
+                "account_sid": self.account_sid,
+                "api_version": API_VERSION,
+                "body": body,
+                "date_created": now,
+                "date_sent": None,
+                "date_updated": now,
+                "direction": "outbound-api",
+                "error_code": None,
+                "error_message": None,
+                "from": from_ or None,
+                "messaging_service_sid": service,
+                "num_media": "1" if form.get("MediaUrl") else "0",
+                "num_segments": str(num_segments(body)),
+                "price": None,
+                "price_unit": "USD",
+                "sid": sid,
+                # Without a From, Twilio picks the sender later: the message starts "accepted".
+                "status": "queued" if from_ else "accepted",
+                "subresource_uris": {"media": uri.removesuffix(".json") + "/Media.json"},
+                "to": to,
+                "uri": uri,
+            },
+        )
+
+    async def _create_call(self, request: web.Request) -> web.StreamResponse:
+        form, answer = await self._gate(request)
+        if answer is not None:
+            return answer
+        to, from_ = form.get("To", ""), form.get("From", "")
+        url, twiml = form.get("Url"), form.get("Twiml")
+        if not to:
+            return _error(21201)
+        if not to.startswith(_CALL_NON_PSTN) and not _E164.match(to):
+            return _error(21217, ctx={"to": to})
+        if not from_:
+            return _error(21213)
+        if not url and not twiml and not form.get("ApplicationSid"):
+            return _error(21205)
+        if not url and twiml and len(twiml) > MAX_TWIML:  # Twiml is ignored when Url is given
+            return _error(32018)
+
+        sid = "CA" + secrets.token_hex(16)
+        now = _rfc2822_now()
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}.json"
+        sub = uri.removesuffix(".json")
+        return _json(
+            201,
+            {
+                "account_sid": self.account_sid,
+                "annotation": None,
+                "answered_by": None,
+                "api_version": API_VERSION,
+                "caller_name": None,
+                "date_created": now,
+                "date_updated": now,
+                "direction": "outbound-api",
+                "duration": None,
+                "end_time": None,
+                "forwarded_from": None,
+                "from": from_,
+                "from_formatted": from_,
+                "group_sid": None,
+                "parent_call_sid": None,
+                "phone_number_sid": None,
+                "price": None,
+                "price_unit": "USD",
+                "queue_time": "0",
+                "sid": sid,
+                "start_time": None,
+                "status": "queued",
+                "subresource_uris": {
+                    name: f"{sub}/{name.title().replace('_', '')}.json"
+                    for name in ("notifications", "recordings", "events", "payments")
+                },
+                "to": to,
+                "to_formatted": to,
+                "trunk_sid": None,
+                "uri": uri,
+            },
+        )
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    # Parsed by hand: aiohttp 3.14 deprecates BasicAuth, and the suite turns warnings into errors.
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except ValueError:  # binascii.Error and UnicodeDecodeError are both ValueErrors
+        return None
+    login, colon, password = decoded.partition(":")
+    return (login, password) if colon else None
+
+
+def _rfc2822_now() -> str:
+    return format_datetime(datetime.now(UTC).replace(microsecond=0))
+
+
+def _json(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+    )
+
+
+def _error(
+    code: int,
+    status: int | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    ctx: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Twilio's (legacy, still current) error body: code, message, more_info, status."""
+    default_status, template = ERRORS.get(code, (400, f"Error {code}"))
+    status = status or default_status
+    message = template.format_map({"to": "", "from_": "", "path": "", **(ctx or {})})
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"', **(headers or {})}
+    return _json(
+        status,
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+        headers,
+    )
+
+
+def _render(failure: Failure, ctx: dict[str, str]) -> web.StreamResponse:
+    match failure:
+        case RateLimited(retry_after):
+            return _error(20429, headers={"Retry-After": str(retry_after)})
+        case ServerError(status):
+            return _error(20503 if status == 503 else 20500, status)
+        case Reject(error, status):
+            return _error(int(error), status, ctx=ctx)
