@@ -8,11 +8,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -20,6 +21,7 @@ from receiver import auth
 from receiver.channels.base import Sender
 from receiver.config import Config
 from receiver.delivery import Deliverer, Report
+from receiver.forward import ForwardError, forward, postable_alerts
 from receiver.logs import request_id
 from receiver.metrics import Metrics
 from receiver.model import AlertGroup, Channel, Source
@@ -56,6 +58,7 @@ class Router:
     clock: Clock = field(default=lambda: datetime.now(UTC))
     ready: bool = True
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    session: aiohttp.ClientSession | None = None
     deliverer: Deliverer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,14 +91,30 @@ class Router:
 
 
 ROUTER = web.AppKey("router", Router)
+SenderFactory = Callable[[aiohttp.ClientSession], Mapping[Channel, Sender]]
+# Sentry gives up on a webhook after 1 s; forwarding must answer well within that.
+SENTRY_FORWARD_TIMEOUT = 0.7
 
 
-def create_app(router: Router) -> web.Application:
+def create_app(router: Router, sender_factory: SenderFactory | None = None) -> web.Application:
+    """The service; with a sender factory, vendor senders share one ClientSession."""
     app = web.Application(
         client_max_size=router.config.limits.max_body_bytes,
         middlewares=[_request_context],
     )
     app[ROUTER] = router
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=200, limit_per_host=50)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            router.session = session
+            if sender_factory is not None:
+                router.senders = sender_factory(session)
+                router.deliverer.senders = router.senders
+            yield
+            router.session = None
+
+    app.cleanup_ctx.append(client_session)
     app.router.add_post("/webhooks/alertmanager", _alertmanager)
     app.router.add_post("/webhooks/sentry", _sentry)
     app.router.add_post("/webhooks/sentry/legacy/{token}", _sentry_legacy)
@@ -252,7 +271,8 @@ async def _sentry(request: web.Request) -> web.Response:
                 "(the legacy plugin posts to /webhooks/sentry/legacy/<token>)",
                 "invalid",
             )
-        return _accept_sentry(router, sentry.parse(resource, body, router.config.sentry.issues))
+        group = sentry.parse(resource, body, router.config.sentry.issues)
+        return await _accept_sentry(router, group)
 
     return await _handle(request, Source.SENTRY, work)
 
@@ -284,18 +304,34 @@ async def _sentry_legacy(request: web.Request) -> web.Response:
                 401, "unauthorized", "sentry.legacy_token is not configured", "unauthorized"
             )
         _, body = await _read_json(request, router)
-        return _accept_sentry(router, sentry.parse(None, body, router.config.sentry.issues))
+        return await _accept_sentry(router, sentry.parse(None, body, router.config.sentry.issues))
 
     return await _handle(request, Source.SENTRY, work)
 
 
-def _accept_sentry(router: Router, group: AlertGroup | None) -> web.Response:
-    """Sentry wants an answer within 1 s: acknowledge now, deliver in a tracked task."""
+async def _accept_sentry(router: Router, group: AlertGroup | None) -> web.Response:
+    """Sentry wants an answer within 1 s: forward to Alertmanager, or deliver in a tracked task."""
     if group is None:
         router.metrics.webhooks.labels(Source.SENTRY.value, "ignored").inc()
         return web.json_response({"status": "ignored"}, status=202)
     result = router.plan(group)
     router.metrics.webhooks.labels(Source.SENTRY.value, "accepted").inc()
+    am_url = router.settings.alertmanager_url
+    if am_url and router.session is not None and not router.dry_run:
+        alerts = postable_alerts(result, router.clock(), router.config.delivery.sentry_alert_ttl)
+        try:
+            await forward(router.session, am_url, alerts, SENTRY_FORWARD_TIMEOUT)
+        except ForwardError as e:
+            log.warning(
+                "forwarding to Alertmanager failed; delivering directly",
+                extra={"detail": str(e), "group_key": group.group_key},
+            )
+        else:
+            log.info(
+                "sentry event forwarded to Alertmanager",
+                extra={"group_key": group.group_key, "alerts": len(alerts)},
+            )
+            return web.json_response({"status": "forwarded", "alerts": len(alerts)}, status=202)
     task = asyncio.create_task(_deliver_in_background(router, result))
     router.tasks.add(task)
     task.add_done_callback(router.tasks.discard)

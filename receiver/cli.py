@@ -8,21 +8,24 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from receiver import __version__
 from receiver.app import Router, create_app
+from receiver.channels.base import Sender
 from receiver.channels.console import dry_run_line
-from receiver.channels.registry import dry_run_senders
+from receiver.channels.registry import dry_run_senders, vendor_senders
 from receiver.config import Config, ConfigError, load_config
 from receiver.logs import Redactor, setup_logging
 from receiver.metrics import Metrics
+from receiver.model import Channel
 from receiver.routing import Plan, plan
 from receiver.settings import Settings, SettingsError, load_settings
 from receiver.sources import PayloadError, alertmanager, sentry
@@ -222,20 +225,22 @@ def _serve(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("routing file", extra={"problem": str(warning)})
     host, port = _listen(args.listen)
-    if args.dry_run:
-        senders = dry_run_senders(config.timezone)
-    else:
+    factory = None
+    if not args.dry_run:
         missing = required_secrets(config, settings)
         if missing:
             raise UsageError(
                 "missing secrets for serve (set them or use --dry-run): " + ", ".join(missing)
             )
-        raise UsageError("real delivery is not available in this build; use --dry-run")
+
+        def factory(session: aiohttp.ClientSession) -> Mapping[Channel, Sender]:
+            return vendor_senders(session, settings, config)
+
     metrics = Metrics(CollectorRegistry())
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()
-    router = Router(config, settings, metrics, senders, dry_run=args.dry_run)
-    app = create_app(router)
+    router = Router(config, settings, metrics, dry_run_senders(config.timezone), args.dry_run)
+    app = create_app(router, factory)
     log.info(
         "listening",
         extra={"address": f"{host}:{port}", "dry_run": args.dry_run, "config": str(args.config)},

@@ -150,7 +150,7 @@ class Deliverer:
         return Result(n, Outcome.DELIVERED, attempts=attempts)
 
     def _wait(self, latest: float) -> Callable[[RetryCallState], float]:
-        backoff = wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2)
+        backoff = wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None

@@ -6,11 +6,32 @@ from collections.abc import Mapping
 from datetime import tzinfo
 from typing import TextIO
 
+import aiohttp
+
 from receiver.channels.base import Sender
 from receiver.channels.console import ConsoleSender
+from receiver.channels.slack import SlackSender
+from receiver.config import Config
 from receiver.model import Channel
+from receiver.settings import Settings
 
 
 def dry_run_senders(tz: tzinfo, out: TextIO | None = None) -> Mapping[Channel, Sender]:
     console = ConsoleSender(tz, out)
     return {channel: console for channel in Channel}
+
+
+def vendor_senders(
+    session: aiohttp.ClientSession, settings: Settings, config: Config
+) -> Mapping[Channel, Sender]:
+    from receiver.channels.sendgrid import EmailSender
+    from receiver.channels.twilio_sms import SmsSender
+    from receiver.channels.twilio_voice import CallSender
+
+    tz = config.timezone
+    return {
+        Channel.SLACK: SlackSender(session, settings, tz, config.slack),
+        Channel.SMS: SmsSender(session, settings, tz),
+        Channel.CALL: CallSender(session, settings, tz),
+        Channel.EMAIL: EmailSender(session, settings, tz),
+    }

@@ -1,0 +1,250 @@
+"""Slack: incoming webhooks and chat.postMessage, one Block Kit message per group.
+
+Slack answers in two styles: a webhook says status + plain-text error; the Web API says HTTP 200
+with `{"ok": false, "error": ...}`. Both send 429 with Retry-After when rate limited.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import tzinfo
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from receiver import render, templates
+from receiver.channels.base import DeliveryError, reason_for_status
+from receiver.config import SlackDestination
+from receiver.model import Alert, Notification, Severity, Status
+from receiver.settings import Settings
+
+_EMOJI = {
+    Severity.CRITICAL: ":rotating_light:",
+    Severity.HIGH: ":red_circle:",
+    Severity.MEDIUM: ":large_orange_circle:",
+    Severity.LOW: ":large_blue_circle:",
+}
+_COLOUR = {
+    Severity.CRITICAL: "#d00000",
+    Severity.HIGH: "#e8590c",
+    Severity.MEDIUM: "#f2c744",
+    Severity.LOW: "#439fe0",
+}
+_RESOLVED_COLOUR = "#2eb67d"
+MAX_ALERT_BLOCKS = 10
+# Web API errors worth retrying; every other `ok:false` error is permanent.
+_RETRYABLE_ERRORS = {
+    "ratelimited",
+    "rate_limited",
+    "fatal_error",
+    "internal_error",
+    "request_timeout",
+    "service_unavailable",
+}
+_AUTH_ERRORS = {
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "account_inactive",
+    "token_expired",
+    "missing_scope",
+    "not_allowed_token_type",
+}
+
+
+class SlackSender:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        tz: tzinfo,
+        destinations: Mapping[str, SlackDestination],
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.tz = tz
+        self.destinations = destinations
+
+    async def send(self, n: Notification) -> None:
+        message = build_message(n, self.tz, self.settings.alertmanager_url)
+        destination = self.destinations.get(n.recipient.address)
+        if destination is not None and destination.webhook_url:
+            await self._webhook(destination.webhook_url, message)
+        else:
+            channel = destination.channel if destination else n.recipient.address
+            await self._post_message({"channel": channel, **message})
+
+    async def _webhook(self, url: str, message: dict[str, Any]) -> None:
+        try:
+            async with self.session.post(url, json=message) as response:
+                body = (await response.text())[:200]
+                if response.status == 200:
+                    return
+                raise _http_error(response.status, body.strip() or "empty body", response.headers)
+        except aiohttp.ClientError as e:
+            # str(e) may hold the webhook URL, which is a secret: name only the error type.
+            raise DeliveryError(
+                "connectionError", f"slack webhook: {type(e).__name__}", retryable=True
+            ) from None
+
+    async def _post_message(self, payload: dict[str, Any]) -> None:
+        token = self.settings.slack_bot_token
+        if not token:
+            raise DeliveryError("authError", "SLACK_BOT_TOKEN is not set", retryable=False)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        url = f"{self.settings.slack_api_url}/chat.postMessage"
+        try:
+            async with self.session.post(
+                url, data=json.dumps(payload), headers=headers
+            ) as response:
+                text = await response.text()
+                if response.status != 200:
+                    raise _http_error(response.status, _api_error(text), response.headers)
+                error = _api_error(text)
+                if error != "ok":
+                    raise _ok_false(error, response.headers)
+        except aiohttp.ClientError as e:
+            raise DeliveryError(
+                "connectionError", f"slack api: {type(e).__name__}", retryable=True
+            ) from None
+
+
+def _api_error(text: str) -> str:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:100].strip() or "non-JSON answer"
+    if not isinstance(body, dict):
+        return "non-object answer"
+    if body.get("ok") is True:
+        return "ok"
+    return str(body.get("error", "unknown_error"))[:100]
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _http_error(status: int, error: str, headers: Mapping[str, str]) -> DeliveryError:
+    retryable = status == 429 or status >= 500
+    return DeliveryError(
+        reason_for_status(status),
+        f"slack {status}: {error}",
+        retryable=retryable,
+        retry_after=_retry_after(headers),
+    )
+
+
+def _ok_false(error: str, headers: Mapping[str, str]) -> DeliveryError:
+    if error in ("ratelimited", "rate_limited"):
+        reason = "rateLimited"
+    elif error in _AUTH_ERRORS:
+        reason = "authError"
+    elif error in _RETRYABLE_ERRORS:
+        reason = "serverError"
+    else:
+        reason = "clientError"
+    return DeliveryError(
+        reason,
+        f"slack: {error}",
+        retryable=error in _RETRYABLE_ERRORS,
+        retry_after=_retry_after(headers),
+    )
+
+
+def build_message(
+    n: Notification, tz: tzinfo, alertmanager_url: str | None = None
+) -> dict[str, Any]:
+    """Header and facts on top; the alerts, links and a silence link in a coloured attachment."""
+    resolved = n.status is Status.RESOLVED
+    emoji = ":white_check_mark:" if resolved else _EMOJI[n.severity]
+    place = render.where(n)
+    title = f"{emoji} {'Resolved: ' if resolved else ''}{render.name(n)}"
+    if place:
+        title += f" — {place}"
+    started = render.since(n, tz)
+    summary = templates.slack_text(n, tz) if n.templates.get("slack") else render.summary(n)
+    fields = [
+        f"*Severity:*\n{n.severity.value}",
+        f"*Alerts:*\n{render.counts(n)}",
+        f"*Since:*\n<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|"
+        f"{started:%Y-%m-%d %H:%M %Z}>",
+        f"*Route:*\n{n.route}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150), "emoji": True}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _cut(f"*{_escape(summary)}*", 3000)},
+            "fields": [{"type": "mrkdwn", "text": _cut(f, 2000)} for f in fields],
+        },
+    ]
+    details = [_alert_block(a, tz) for a in render.alerts_shown(n, MAX_ALERT_BLOCKS)]
+    hidden = len(n.alerts) - len(details) + n.group.truncated_alerts
+    if hidden > 0:
+        details.append(_context(f"… and {hidden} more"))
+    links = _links(n, alertmanager_url)
+    if links:
+        details.append(_context(" • ".join(links)))
+    return {
+        "text": _cut(render.slack_text(n), 3000),
+        "blocks": blocks,
+        "attachments": [
+            {"color": _RESOLVED_COLOUR if resolved else _COLOUR[n.severity], "blocks": details}
+        ],
+    }
+
+
+def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:
+    mark = ":fire:" if alert.status is Status.FIRING else ":white_check_mark:"
+    identity = alert.labels.get("instance") or alert.labels.get("pod") or alert.name
+    lines = [f"{mark} *{_escape(alert.summary)}* ({_escape(identity)})"]
+    description = alert.annotations.get("description")
+    if description and description != alert.summary:
+        lines.append(_escape(description))
+    lines.append(f"since {alert.starts_at.astimezone(tz):%H:%M %Z}")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
+
+
+def _links(n: Notification, alertmanager_url: str | None) -> list[str]:
+    seen: dict[str, str] = {}
+    for alert in n.alerts:
+        for link in alert.links:
+            seen.setdefault(link.title, link.url)
+    out = [f"<{url}|{title}>" for title, url in seen.items() if len(url) < 2900]
+    silence = silence_url(n, alertmanager_url)
+    if silence:
+        out.append(f"<{silence}|Silence this group>")
+    return out
+
+
+def silence_url(n: Notification, alertmanager_url: str | None) -> str | None:
+    """Alertmanager's new-silence form, pre-filled with the group's labels."""
+    base = n.group.external_url or alertmanager_url
+    labels = n.group.group_labels or n.group.common_labels
+    if not base or not labels or n.group.source.value != "alertmanager":
+        return None
+    matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    url = f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
+    return url if len(url) < 2900 else None
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, 3000)}]}
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn needs only &, < and > escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
