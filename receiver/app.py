@@ -68,22 +68,23 @@ class Router:
 
     def plan(self, group: AlertGroup) -> Plan:
         result = plan(self.config, group, self.clock())
+        defaulted: dict[str, str] = {}
+        unrouted: list[str] = []
         for routed in result.alerts:
             source = routed.alert.source.value
             severity = routed.severity.severity.value
             self.metrics.alerts.labels(source, severity, routed.alert.status.value).inc()
             if routed.severity.defaulted:
                 self.metrics.severity_defaulted.labels(source).inc()
-                log.warning(
-                    "severity defaulted",
-                    extra={"alertname": routed.alert.name, "why": routed.severity.reason},
-                )
+                defaulted.setdefault(routed.alert.name, routed.severity.reason)
             if not routed.routes:
                 self.metrics.unrouted.labels(source, severity).inc()
-                log.error(
-                    "alert matched no route",
-                    extra={"alertname": routed.alert.name, "severity": severity},
-                )
+                unrouted.append(routed.alert.name)
+        # One line per webhook, not one per alert: a storm must not flood the logs.
+        if defaulted:
+            log.warning("severity defaulted", extra={"alerts": defaulted})
+        if unrouted:
+            log.error("alerts matched no route", extra={"alertnames": sorted(set(unrouted))})
         return result
 
     async def deliver(self, result: Plan, deadline: float | None = None) -> Report:
