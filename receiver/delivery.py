@@ -181,6 +181,13 @@ class Deliverer:
         except DeliveryError:
             self.metrics.requests_failed.labels(channel).inc()
             raise
+        except Exception as e:
+            # A bug of ours (rendering, say) must cost one target, not the whole webhook.
+            self.metrics.requests_failed.labels(channel).inc()
+            log.exception("sender crashed", extra={"channel": channel, "route": n.route})
+            raise DeliveryError(
+                "other", f"internal error: {type(e).__name__}", retryable=False
+            ) from None
         finally:
             self.metrics.latency.labels(channel).observe(time.perf_counter() - started)
 

@@ -7,9 +7,15 @@ Errors:
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Iterable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from receiver.model import Notification
+
+DETAIL_LIMIT = 200
 
 
 class DeliveryError(Exception):
@@ -47,3 +53,27 @@ def reason_for_status(status: int) -> str:
     if status >= 500:
         return "serverError"
     return "other"
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), never negative."""
+    value = headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def short(text: str, scrub: Iterable[str] = ()) -> str:
+    """One line of at most DETAIL_LIMIT characters, with every secret taken out."""
+    for secret in scrub:
+        text = text.replace(secret, "[REDACTED]")
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"

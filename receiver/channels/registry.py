@@ -10,7 +10,10 @@ import aiohttp
 
 from receiver.channels.base import Sender
 from receiver.channels.console import ConsoleSender
+from receiver.channels.sendgrid import EmailSender
 from receiver.channels.slack import SlackSender
+from receiver.channels.twilio_sms import SmsSender
+from receiver.channels.twilio_voice import CallSender
 from receiver.config import Config
 from receiver.model import Channel
 from receiver.settings import Settings
@@ -24,10 +27,6 @@ def dry_run_senders(tz: tzinfo, out: TextIO | None = None) -> Mapping[Channel, S
 def vendor_senders(
     session: aiohttp.ClientSession, settings: Settings, config: Config
 ) -> Mapping[Channel, Sender]:
-    from receiver.channels.sendgrid import EmailSender
-    from receiver.channels.twilio_sms import SmsSender
-    from receiver.channels.twilio_voice import CallSender
-
     tz = config.timezone
     return {
         Channel.SLACK: SlackSender(session, settings, tz, config.slack),

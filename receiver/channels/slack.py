@@ -15,7 +15,7 @@ from urllib.parse import quote
 import aiohttp
 
 from receiver import render, templates
-from receiver.channels.base import DeliveryError, reason_for_status
+from receiver.channels.base import DeliveryError, reason_for_status, retry_after
 from receiver.config import SlackDestination
 from receiver.model import Alert, Notification, Severity, Status
 from receiver.settings import Settings
@@ -126,20 +126,13 @@ def _api_error(text: str) -> str:
     return str(body.get("error", "unknown_error"))[:100]
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return float(headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
-
-
 def _http_error(status: int, error: str, headers: Mapping[str, str]) -> DeliveryError:
     retryable = status == 429 or status >= 500
     return DeliveryError(
         reason_for_status(status),
         f"slack {status}: {error}",
         retryable=retryable,
-        retry_after=_retry_after(headers),
+        retry_after=retry_after(headers),
     )
 
 
@@ -156,7 +149,7 @@ def _ok_false(error: str, headers: Mapping[str, str]) -> DeliveryError:
         reason,
         f"slack: {error}",
         retryable=error in _RETRYABLE_ERRORS,
-        retry_after=_retry_after(headers),
+        retry_after=retry_after(headers),
     )
 
 

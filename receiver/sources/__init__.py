@@ -33,13 +33,20 @@ def str_map(value: Any, where: str) -> dict[str, str]:
     return {str(k): text(v, f"{where}.{k}") for k, v in mapping.items()}
 
 
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: Any, where: str) -> datetime:
     """RFC 3339 (nanoseconds are cut to micros) or epoch seconds; always UTC-aware."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return datetime.fromtimestamp(value, UTC)
+            parsed = datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
             raise PayloadError(f"{where} is not a valid time") from None
+        if not _EARLIEST <= parsed <= _LATEST:
+            raise PayloadError(f"{where} is out of range: {value!r}")
+        return parsed
     raw = text(value, where)
     cleaned = raw.strip()
     try:
@@ -48,7 +55,7 @@ def timestamp(value: Any, where: str) -> datetime:
         raise PayloadError(f"{where} is not an RFC 3339 time: {raw[:40]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise PayloadError(f"{where} is out of range: {raw[:40]!r}") from None
+    if not _EARLIEST <= parsed <= _LATEST:
+        # Alertmanager and Sentry send real times; year 1 or 9999 would break time arithmetic.
+        raise PayloadError(f"{where} is out of range: {raw[:40]!r}")
+    return parsed.astimezone(UTC)

@@ -1,0 +1,269 @@
+"""Email through SendGrid v3 Mail Send: a plain-text and an HTML incident notice.
+
+The body is built with the sendgrid library's `Mail` helper; we POST it with the shared aiohttp
+session because the library's own client is synchronous and would block the event loop.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from datetime import tzinfo
+from typing import Any
+
+import aiohttp
+from sendgrid.helpers.mail import (
+    Category,
+    CustomArg,
+    From,
+    Header,
+    HtmlContent,
+    Mail,
+    PlainTextContent,
+    Subject,
+    To,
+)
+
+from receiver import render, templates
+from receiver.channels.base import DeliveryError, reason_for_status, short
+from receiver.model import Alert, Notification, Severity, Status
+from receiver.settings import Settings
+
+log = logging.getLogger("receiver.channels.email")
+
+SENDER_NAME = "oncall-router"
+KEY_HEADER = "X-Oncall-Router-Key"
+CELL_LIMIT = 500  # one annotation must not turn a notice into a novel
+# A route's `email_text` override has no bound of its own; keep the request far below SendGrid's
+# ~30 MB and aiohttp's 1 MiB "large body" warning.
+TEXT_LIMIT = 100_000
+
+# The Deliverer bounds every attempt with asyncio.timeout; aiohttp's default must not cut in.
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+_TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+
+
+class EmailSender:
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings, tz: tzinfo) -> None:
+        self._session = session
+        self._tz = tz
+        self._url = f"{settings.sendgrid_api_url.rstrip('/')}/v3/mail/send"
+        self._key = settings.sendgrid_api_key
+        self._from = settings.sendgrid_from
+        self._secrets = (self._key,) if self._key else ()
+
+    async def send(self, n: Notification) -> None:
+        if not self._key or not self._from:
+            raise DeliveryError(
+                "authError",
+                "SendGrid is not configured: set SENDGRID_API_KEY and SENDGRID_FROM",
+                retryable=False,
+            )
+        try:
+            async with self._session.post(
+                self._url,
+                json=mail_body(n, self._tz, self._from),
+                headers={"Authorization": f"Bearer {self._key}", "Accept": "application/json"},
+                timeout=_NO_TIMEOUT,
+                allow_redirects=False,  # a redirected POST would be replayed as a GET
+            ) as response:
+                body = await response.read()
+                status, headers = response.status, response.headers
+        except _TRANSPORT_ERRORS as e:
+            # `from None`: aiohttp errors may carry request_info, whose headers hold the key.
+            raise DeliveryError(
+                "connectionError", short(f"sendgrid: {type(e).__name__}: {e}"), retryable=True
+            ) from None
+        except aiohttp.ClientError as e:  # e.g. an invalid SENDGRID_API_URL
+            raise DeliveryError(
+                "other", short(f"sendgrid: {type(e).__name__}: {e}"), retryable=False
+            ) from None
+        if not 200 <= status < 300:
+            raise classify(status, headers, body, scrub=self._secrets)
+        # X-Message-Id ties this send to SendGrid's event webhook (delivered, bounced...).
+        log.info(
+            "email accepted",
+            extra={
+                "channel": "email",
+                "to": n.recipient.name,
+                "route": n.route,
+                "message_id": headers.get("X-Message-Id"),
+            },
+        )
+
+
+def classify(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    scrub: Iterable[str] = (),
+) -> DeliveryError:
+    """The DeliveryError for a non-2xx answer: 429 and 5xx retryable; 400/401/403/413 not."""
+    detail = short(f"sendgrid {status}: {_error_text(body) or 'no error message'}", scrub)
+    if status == 429:
+        reset = _reset_in(headers, time.time() if now is None else now)
+        return DeliveryError("rateLimited", detail, retryable=True, retry_after=reset)
+    if status >= 500:
+        return DeliveryError("serverError", detail, retryable=True)
+    # 401/403 -> authError (bad key, unverified sender); 400/413 -> clientError.
+    return DeliveryError(reason_for_status(status), detail, retryable=False)
+
+
+def _reset_in(headers: Mapping[str, str], now: float) -> float | None:
+    """SendGrid sends no Retry-After; X-RateLimit-Reset is the epoch second the limit lifts."""
+    try:
+        return max(0.0, float(headers["X-RateLimit-Reset"]) - now)
+    except (KeyError, ValueError):
+        return None
+
+
+def _error_text(body: bytes) -> str:
+    """`{"errors": [{"message", "field"}]}` as `message (field); message`."""
+    try:
+        errors = json.loads(body).get("errors")
+    except (ValueError, AttributeError):
+        return ""
+    if not isinstance(errors, list):
+        return ""
+    parts = []
+    for error in errors:
+        if isinstance(error, dict) and error.get("message"):
+            field = f" ({error['field']})" if error.get("field") else ""
+            parts.append(f"{error['message']}{field}")
+    return "; ".join(parts)
+
+
+def mail_body(n: Notification, tz: tzinfo, sender: str) -> dict[str, Any]:
+    """The Mail Send JSON for one notification to one recipient."""
+    mail = Mail(
+        from_email=From(sender, SENDER_NAME),
+        to_emails=To(n.recipient.address),
+        subject=Subject(templates.email_subject(n, tz)),
+        # Mail puts text/plain before text/html, as SendGrid requires.
+        plain_text_content=PlainTextContent(_cut(templates.email_text(n, tz), TEXT_LIMIT)),
+        html_content=HtmlContent(html_notice(n, tz)),
+    )
+    # add_category prepends, so add in reverse to send ["oncall-router", severity].
+    for category in reversed(("oncall-router", n.severity.value)):
+        mail.add_category(Category(category))
+    # Echoed in SendGrid's event webhook, so bounces can be tied back to a page.
+    mail.add_custom_arg(CustomArg("notification_key", n.key))
+    mail.add_custom_arg(CustomArg("route", n.route))
+    mail.add_header(Header(KEY_HEADER, n.key))
+    body: dict[str, Any] = mail.get()
+    return body
+
+
+# Banner colours: red to blue by urgency, green once resolved; (background, text).
+_BANNER: Mapping[Severity, tuple[str, str]] = {
+    Severity.CRITICAL: ("#b42318", "#ffffff"),
+    Severity.HIGH: ("#c4320a", "#ffffff"),
+    Severity.MEDIUM: ("#f5b400", "#1f2328"),
+    Severity.LOW: ("#1f6feb", "#ffffff"),
+}
+_RESOLVED = ("#1a7f37", "#ffffff")
+_FONT = "font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif"
+_CELL = "padding:6px 8px;border-top:1px solid #d0d7de;vertical-align:top;text-align:left"
+
+
+def html_notice(n: Notification, tz: tzinfo) -> str:
+    """The HTML part: severity banner, facts, alerts, links. Inline styles, as mail clients want.
+
+    When the route overrides `email_text`, the HTML shows that text under the banner instead of
+    the built-in facts, so what the operator wrote is what HTML mail clients display too.
+    """
+    background, colour = _RESOLVED if n.status is Status.RESOLVED else _BANNER[n.severity]
+    state = "RESOLVED" if n.status is Status.RESOLVED else "FIRING"
+    if "email_text" in n.templates:
+        text = _e(templates.email_text(n, tz), limit=TEXT_LIMIT)
+        main = f'<pre style="white-space:pre-wrap;margin:0;{_FONT}">{text}</pre>'
+    else:
+        main = _facts(n, tz) + _alerts(n)
+    return (
+        '<!DOCTYPE html><html><body style="margin:0;padding:0;background:#f6f8fa">'
+        '<table role="presentation" width="100%" cellpadding="0" cellspacing="0">'
+        '<tr><td align="center" style="padding:24px 12px">'
+        '<table role="presentation" width="640" cellpadding="0" cellspacing="0" '
+        'style="max-width:640px;width:100%;background:#ffffff;border:1px solid #d0d7de;'
+        f'{_FONT};font-size:14px;color:#1f2328">'
+        f'<tr><td style="background:{background};color:{colour};padding:14px 20px">'
+        f'<div style="font-size:12px;font-weight:bold;letter-spacing:1px">'
+        f"{_e(n.severity.value.upper())} · {state}</div>"
+        f'<div style="font-size:18px;font-weight:bold;margin-top:4px">{_e(render.summary(n))}'
+        "</div></td></tr>"
+        f'<tr><td style="padding:16px 20px">{main}</td></tr>'
+        '<tr><td style="padding:12px 20px;font-size:12px;color:#656d76;'
+        'border-top:1px solid #d0d7de">'
+        f"Sent by oncall-router · route {_e(n.route)} · to {_e(n.recipient.name)}"
+        "</td></tr></table></td></tr></table></body></html>"
+    )
+
+
+def _facts(n: Notification, tz: tzinfo) -> str:
+    facts = [
+        ("What", _e(render.name(n))),
+        ("Where", _e(render.where(n) or "-")),
+        ("Severity", _e(n.severity.value)),
+        ("Since", _e(f"{render.since(n, tz):%Y-%m-%d %H:%M %Z}")),
+        ("Alerts", _e(render.counts(n))),
+    ]
+    if n.group.external_url:
+        facts.append(("Links", _link("Alertmanager", n.group.external_url)))
+    rows = "".join(
+        f'<tr><th style="{_CELL};width:90px;color:#656d76">{label}</th>'
+        f'<td style="{_CELL}">{value}</td></tr>'
+        for label, value in facts
+    )
+    return f'<table cellpadding="0" cellspacing="0" width="100%">{rows}</table>'
+
+
+def _alerts(n: Notification) -> str:
+    shown = render.alerts_shown(n)
+    rows = "".join(_alert_row(alert) for alert in shown)
+    hidden = len(n.alerts) - len(shown) + n.group.truncated_alerts
+    if hidden:
+        rows += f'<tr><td colspan="3" style="{_CELL};color:#656d76">... and {hidden} more</td></tr>'
+    head = "".join(
+        f'<th style="{_CELL};color:#656d76;border-top:0">{h}</th>'
+        for h in ("Status", "Alert", "Details")
+    )
+    return (
+        '<table cellpadding="0" cellspacing="0" width="100%" style="margin-top:16px">'
+        f"<tr>{head}</tr>{rows}</table>"
+    )
+
+
+def _alert_row(alert: Alert) -> str:
+    details = [_e(alert.summary)]
+    description = alert.annotations.get("description")
+    if description and description != alert.summary:
+        details.append(f'<span style="color:#656d76">{_e(description)}</span>')
+    links = " · ".join(_link(link.title, link.url) for link in alert.links)
+    if links:
+        details.append(links)
+    return (
+        f'<tr><td style="{_CELL};white-space:nowrap">{_e(alert.status.value)}</td>'
+        f'<td style="{_CELL}">{_e(alert.name)}</td>'
+        f'<td style="{_CELL}">{"<br>".join(details)}</td></tr>'
+    )
+
+
+def _link(title: str, url: str) -> str:
+    # Only web links become anchors: a `javascript:` URL in an annotation stays inert text.
+    if not url.startswith(("http://", "https://")):
+        return _e(f"{title}: {url}")
+    return f'<a href="{_e(url, limit=2000)}" style="color:#0969da">{_e(title)}</a>'
+
+
+def _e(text: str, limit: int = CELL_LIMIT) -> str:
+    """Escaped for HTML text and attributes, and bounded."""
+    return html.escape(_cut(text, limit), quote=True)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

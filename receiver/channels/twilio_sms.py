@@ -1,0 +1,37 @@
+"""SMS through Twilio Messages: one text per notification (never one per alert), ≤ 1600 chars."""
+
+from __future__ import annotations
+
+import logging
+from datetime import tzinfo
+
+import aiohttp
+
+from receiver import templates
+from receiver.channels.twilio_api import TwilioApi
+from receiver.model import Notification
+from receiver.settings import Settings
+
+log = logging.getLogger("receiver.channels.sms")
+
+
+class SmsSender:
+    def __init__(self, session: aiohttp.ClientSession, settings: Settings, tz: tzinfo) -> None:
+        self._api = TwilioApi(session, settings)
+        self._tz = tz
+
+    async def send(self, n: Notification) -> None:
+        # templates.sms_text fits one GSM segment when it can and never exceeds Twilio's 1600.
+        message = await self._api.create(
+            "Messages", n.recipient.address, {"Body": templates.sms_text(n, self._tz)}
+        )
+        log.info(
+            "sms accepted",
+            extra={
+                "channel": "sms",
+                "to": n.recipient.name,
+                "route": n.route,
+                "sid": message.get("sid"),
+                "segments": message.get("num_segments"),
+            },
+        )

@@ -1,0 +1,407 @@
+"""Email through the loopback fake SendGrid: the message, every verdict, the limits, no leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import html
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from prometheus_client import CollectorRegistry
+from sendgrid import SendGridAPIClient
+
+from receiver import templates
+from receiver.channels.base import DeliveryError, Sender
+from receiver.channels.sendgrid import KEY_HEADER, EmailSender, classify, html_notice, mail_body
+from receiver.config import Delivery
+from receiver.delivery import Deliverer, Outcome, Result
+from receiver.logs import JsonFormatter, Redactor
+from receiver.metrics import Metrics
+from receiver.model import Alert, AlertGroup, Channel, Link, Notification, Source, Status
+from receiver.routing import plan
+from receiver.settings import Settings
+from receiver.sources.alertmanager import parse
+from tests.fakes import Behaviour, Drop, FakeSendGrid, Hang, RateLimited, Reject, ServerError
+from tests.helpers import NOW, fixture, shipped_config
+
+CONFIG = shipped_config()
+TZ = CONFIG.timezone
+SENDER = "alerts@example.com"
+
+
+# -- building blocks ------------------------------------------------------------------------------
+
+
+def planned(group: AlertGroup) -> Notification:
+    """The first email the shipped routing file plans for `group`."""
+    return next(n for n in plan(CONFIG, group, NOW).notifications if n.channel is Channel.EMAIL)
+
+
+def critical() -> Notification:
+    return planned(parse(fixture("alertmanager-firing-critical.json")))
+
+
+def storm(count: int = 5000) -> Notification:
+    alerts = tuple(
+        Alert(
+            source=Source.ALERTMANAGER,
+            status=Status.FIRING,
+            labels={
+                "alertname": f"DiskFull{i % 7}",
+                "severity": "critical",
+                "service": "storage",
+                "instance": f"10.0.{i // 256}.{i % 256}:9100",
+            },
+            annotations={"summary": f"disk {i} is full", "description": f"/var on node {i}"},
+            starts_at=NOW - timedelta(minutes=5, seconds=i),
+            fingerprint=f"{i:016x}",
+            links=(Link("Runbook", f"https://runbooks.example.com/disk?node={i}"),),
+        )
+        for i in range(count)
+    )
+    return planned(AlertGroup(Source.ALERTMANAGER, "{}:storm", Status.FIRING, alerts))
+
+
+def settings_for(fake: FakeSendGrid, key: str | None = None) -> Settings:
+    return Settings(
+        sendgrid_api_key=key or fake.api_key, sendgrid_from=SENDER, sendgrid_api_url=fake.url
+    )
+
+
+async def deliver(sender: Sender, n: Notification, deadline: float = 3.0) -> Result:
+    """One notification through a real Deliverer (fresh, so nothing is deduplicated)."""
+    deliverer = Deliverer(
+        senders={n.channel: sender},
+        metrics=Metrics(CollectorRegistry()),
+        policy=Delivery(deadline=deadline, attempts=3, rate_limits={}),
+    )
+    async with asyncio.timeout(deadline + 2):
+        (result,) = (await deliverer.deliver([n])).results
+    return result
+
+
+async def send(sender: Sender, n: Notification) -> None:
+    async with asyncio.timeout(3):
+        await sender.send(n)
+
+
+@pytest_asyncio.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+# -- the message ----------------------------------------------------------------------------------
+
+
+async def test_email_is_one_mail_send(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    n = critical()
+    await send(EmailSender(session, settings_for(fake_sendgrid), TZ), n)
+
+    (request,) = fake_sendgrid.requests
+    assert (request.method, request.path) == ("POST", "/v3/mail/send")
+    assert request.header("authorization") == f"Bearer {fake_sendgrid.api_key}"
+    assert request.header("content-type") == "application/json"
+    mail = request.json()
+    assert mail["personalizations"] == [{"to": [{"email": n.recipient.address}]}]
+    assert mail["from"] == {"email": SENDER, "name": "oncall-router"}
+    assert mail["subject"] == templates.email_subject(n, TZ)
+    assert (
+        mail["subject"] == "[CRITICAL] [FIRING:2] HighErrorRate payments-api prod-eu-1 (critical)"
+    )
+    assert [c["type"] for c in mail["content"]] == ["text/plain", "text/html"]
+    assert mail["content"][0]["value"] == templates.email_text(n, TZ)
+    assert mail["content"][1]["value"] == html_notice(n, TZ)
+    assert mail["categories"] == ["oncall-router", "critical"]
+    assert mail["custom_args"] == {"notification_key": n.key, "route": "critical"}
+    assert mail["headers"] == {KEY_HEADER: n.key}
+
+
+def test_html_is_an_incident_notice() -> None:
+    n = critical()
+    page = html_notice(n, TZ)
+    assert page.startswith("<!DOCTYPE html>")
+    assert "background:#b42318" in page  # the critical banner
+    assert "CRITICAL · FIRING" in page
+    assert "payments-api 5xx error rate above 5%" in page
+    for label in ("What", "Where", "Severity", "Since", "Alerts"):
+        assert f">{label}</th>" in page
+    assert "2026-03-14 09:12 GMT" in page
+    assert '<a href="https://runbooks.example.com/payments/high-error-rate"' in page
+    # The generator URL's query string is escaped inside the attribute.
+    assert "&amp;g0.tab=1" in page
+
+
+def test_html_escapes_everything() -> None:
+    n = critical()
+    evil = dataclasses.replace(
+        n.alerts[0],
+        labels={**n.alerts[0].labels, "alertname": "<img src=x onerror=alert(1)>"},
+        annotations={"summary": '<script>alert("x")</script> & co', "description": "a > b"},
+        links=(Link('Run"book', "javascript:alert(1)"), Link("<i>", 'https://x.example/"><b>')),
+    )
+    page = html_notice(dataclasses.replace(n, alerts=(evil,)), TZ)
+    for raw in ("<script", "<img", "<i>", "<b>", 'href="javascript'):
+        assert raw not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co" in page
+    assert "Run&quot;book: javascript:alert(1)" in page  # shown as text, not a link
+    assert 'href="https://x.example/&quot;&gt;&lt;b&gt;"' in page
+
+
+def test_resolved_notice_is_green() -> None:
+    resolved = planned(parse(fixture("alertmanager-resolved.json")))
+    page = html_notice(resolved, TZ)
+    assert "background:#1a7f37" in page
+    assert "CRITICAL · RESOLVED" in page
+
+
+def test_an_email_text_override_shows_in_both_parts() -> None:
+    n = dataclasses.replace(critical(), templates={"email_text": "Call <Carol> now: {{ summary }}"})
+    mail = mail_body(n, TZ, SENDER)
+    text, page = (c["value"] for c in mail["content"])
+    assert text == "Call <Carol> now: payments-api 5xx error rate above 5%"
+    assert "Call &lt;Carol&gt; now: payments-api 5xx error rate above 5%" in page
+
+
+async def test_the_library_client_sends_the_same(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    """The fake accepts from us exactly what sendgrid's own (blocking) client sends."""
+    n = critical()
+    body = mail_body(n, TZ, SENDER)
+    client = SendGridAPIClient(api_key=fake_sendgrid.api_key, host=fake_sendgrid.url)
+    async with asyncio.timeout(3):
+        response: Any = await asyncio.to_thread(client.send, body)
+    assert response.status_code == 202
+    await send(EmailSender(session, settings_for(fake_sendgrid), TZ), n)
+
+    library, ours = fake_sendgrid.requests
+    assert ours.json() == library.json()
+    for header in ("authorization", "content-type"):
+        assert ours.header(header) == library.header(header)
+
+
+# -- verdicts, through the Deliverer --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    script: tuple[Behaviour, ...]
+    outcome: Outcome
+    reason: str
+    requests: int
+
+
+TABLE: Mapping[str, Case] = {
+    "202": Case((), Outcome.DELIVERED, "", 1),
+    # The fake's reset is int(now) + 2: between 1 and 2 s away.
+    "429 then 202": Case((RateLimited(retry_after=2),), Outcome.DELIVERED, "", 2),
+    "503 then 202": Case((ServerError(503),), Outcome.DELIVERED, "", 2),
+    "500 x3": Case((ServerError(500),) * 3, Outcome.RETRY, "serverError", 3),
+    "dropped then 202": Case((Drop(),), Outcome.DELIVERED, "", 2),
+    "400": Case((Reject(400),), Outcome.FAILED, "clientError", 1),
+    "401": Case((Reject(401),), Outcome.FAILED, "authError", 1),
+    "403 unverified sender": Case((Reject(403),), Outcome.FAILED, "authError", 1),
+    "413": Case((Reject(413),), Outcome.FAILED, "clientError", 1),
+}
+
+
+@pytest.mark.parametrize("case", TABLE.values(), ids=TABLE.keys())
+async def test_vendor_answer_decides_retry(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession, case: Case
+) -> None:
+    """429, 5xx and dropped connections are retried; 400/401/403/413 fail at once."""
+    fake_sendgrid.script(*case.script)
+    result = await deliver(EmailSender(session, settings_for(fake_sendgrid), TZ), critical())
+
+    assert (result.outcome, result.reason) == (case.outcome, case.reason), result.detail
+    requests = fake_sendgrid.requests
+    assert len(requests) == result.attempts == case.requests
+    if isinstance(case.script[0] if case.script else None, RateLimited):
+        assert requests[1].received_at - requests[0].received_at >= 0.95
+    if case.outcome is Outcome.FAILED:
+        assert result.detail.startswith("sendgrid 4")  # status and the vendor's message
+
+
+async def test_rejection_detail_is_the_vendor_message(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    fake_sendgrid.script(Reject(403))
+    with pytest.raises(DeliveryError) as raised:
+        await send(EmailSender(session, settings_for(fake_sendgrid), TZ), critical())
+    detail = raised.value.detail
+    assert detail.startswith("sendgrid 403: The from address does not match a verified Sender")
+    assert len(detail) <= 200
+
+
+async def test_an_invalid_sender_fails_without_a_script(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    settings = dataclasses.replace(settings_for(fake_sendgrid), sendgrid_from="not-an-address")
+    result = await deliver(EmailSender(session, settings, TZ), critical())
+    assert (result.outcome, result.reason) == (Outcome.FAILED, "clientError")
+    assert result.detail == (
+        "sendgrid 400: The from email does not contain a valid address. (from.email)"
+    )
+
+
+async def test_rate_limit_waits_for_the_reset(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    fake_sendgrid.script(RateLimited(retry_after=2))
+    with pytest.raises(DeliveryError) as raised:
+        await send(EmailSender(session, settings_for(fake_sendgrid), TZ), critical())
+    error = raised.value
+    assert (error.reason, error.retryable) == ("rateLimited", True)
+    assert error.retry_after is not None
+    assert 0.9 < error.retry_after <= 2.0  # reset is int(now) + 2, seen a moment later
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"X-RateLimit-Reset": "1005"}, 5.0),
+        ({"X-RateLimit-Reset": "990"}, 0.0),  # already past: clamped
+        ({"X-RateLimit-Reset": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_classify_429(headers: dict[str, str], seconds: float | None) -> None:
+    error = classify(
+        429, headers, b'{"errors":[{"field":null,"message":"too many requests"}]}', now=1000.0
+    )
+    assert (error.reason, error.retryable, error.retry_after) == ("rateLimited", True, seconds)
+    assert error.detail == "sendgrid 429: too many requests"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "reason", "retryable", "detail"),
+    [
+        (502, b"<html>Bad Gateway</html>", "serverError", True, "sendgrid 502: no error message"),
+        (400, b'{"errors": "odd"}', "clientError", False, "sendgrid 400: no error message"),
+        (401, b"", "authError", False, "sendgrid 401: no error message"),
+        (302, b"", "other", False, "sendgrid 302: no error message"),
+    ],
+)
+def test_classify_odd_answers(
+    status: int, body: bytes, reason: str, retryable: bool, detail: str
+) -> None:
+    error = classify(status, {}, body)
+    assert (error.reason, error.retryable, error.detail) == (reason, retryable, detail)
+
+
+async def test_a_hung_vendor_meets_the_deadline(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    fake_sendgrid.script(Hang(5))
+    started = time.monotonic()
+    result = await deliver(
+        EmailSender(session, settings_for(fake_sendgrid), TZ), critical(), deadline=1.0
+    )
+    assert (result.outcome, result.reason) == (Outcome.RETRY, "deadlineExceeded")
+    assert time.monotonic() - started < 1.5
+    assert len(fake_sendgrid.requests) == 1
+
+
+async def test_wrong_key_fails_permanently(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    settings = settings_for(fake_sendgrid, key="SG.not-the-key")
+    result = await deliver(EmailSender(session, settings, TZ), critical())
+    assert (result.outcome, result.reason, result.attempts) == (Outcome.FAILED, "authError", 1)
+    assert result.detail == (
+        "sendgrid 401: The provided authorization grant is invalid, expired, or revoked"
+    )
+
+
+async def test_missing_settings_fail_without_a_request(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    settings = dataclasses.replace(settings_for(fake_sendgrid), sendgrid_api_key=None)
+    result = await deliver(EmailSender(session, settings, TZ), critical())
+    assert (result.outcome, result.reason) == (Outcome.FAILED, "authError")
+    assert "SENDGRID_API_KEY" in result.detail
+    assert fake_sendgrid.requests == []
+
+
+# -- limits ---------------------------------------------------------------------------------------
+
+
+async def test_a_storm_is_one_bounded_email(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    n = storm()
+    assert len(n.alerts) == 5000
+    await send(EmailSender(session, settings_for(fake_sendgrid), TZ), n)
+
+    (request,) = fake_sendgrid.requests
+    assert len(request.body) < 40_000
+    text, page = (c["value"] for c in request.json()["content"])
+    assert "Alerts:   5000 firing" in text
+    assert text.endswith("... and 4990 more")
+    assert "... and 4990 more" in page
+    assert page.count('nowrap">firing</td>') == 10
+
+
+async def test_an_endless_override_is_cut(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession
+) -> None:
+    """A route's `email_text` override has no bound of its own; the request still has one."""
+    novel = "{% for i in range(30000) %}{{ summary }} & more; {% endfor %}"  # ~1.4 M characters
+    n = dataclasses.replace(critical(), templates={"email_text": novel})
+    await send(EmailSender(session, settings_for(fake_sendgrid), TZ), n)
+    (request,) = fake_sendgrid.requests
+    text, page = (c["value"] for c in request.json()["content"])
+    assert len(text) == 100_000
+    assert html.escape(text[:1000]) in page  # HTML clients show the override too
+    assert len(request.body) < 1024 * 1024  # below aiohttp's "large body" warning, too
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+
+async def test_no_failure_leaks_the_api_key(
+    fake_sendgrid: FakeSendGrid, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "SG.wrong-api-key-4242"
+    secrets = {fake_sendgrid.api_key, wrong}
+    good, bad = settings_for(fake_sendgrid), settings_for(fake_sendgrid, key=wrong)
+    n = critical()
+    failures: list[tuple[Settings, tuple[Behaviour, ...]]] = [
+        (good, (ServerError(500),)),
+        (good, (RateLimited(retry_after=0),)),
+        *((good, (Reject(status),)) for status in (400, 401, 403, 413)),
+        (good, (Drop(),)),
+        (bad, ()),
+    ]
+    texts: list[str] = []
+    for settings, script in failures:
+        fake_sendgrid.reset()
+        fake_sendgrid.script(*script)
+        with pytest.raises(DeliveryError) as raised:
+            await send(EmailSender(session, settings, TZ), n)
+        texts += [str(raised.value), raised.value.detail, repr(raised.value)]
+        fake_sendgrid.script(*script * 3)
+        result = await deliver(EmailSender(session, settings, TZ), n, deadline=0.5)
+        assert result.outcome is not Outcome.DELIVERED
+        texts.append(result.detail)
+    fake_sendgrid.reset()
+    fake_sendgrid.script(Hang(5))
+    result = await deliver(EmailSender(session, good, TZ), n, deadline=0.3)
+    texts.append(result.detail)
+
+    formatter = JsonFormatter(Redactor())  # no redaction: what would reach the log as is
+    texts += [caplog.text, *(formatter.format(record) for record in caplog.records)]
+    assert any("delivery failed" in text for text in texts)
+    leaks = [(secret, text) for text in texts for secret in secrets if secret in text]
+    assert leaks == []
