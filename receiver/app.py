@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from receiver import auth
@@ -32,7 +33,7 @@ from receiver.sources import PayloadError, alertmanager, sentry
 log = logging.getLogger("receiver.app")
 
 Clock = Callable[[], datetime]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class ClientError(Exception):
@@ -135,7 +136,7 @@ async def _request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
     token = request_id.set(rid)
     try:
         response = await handler(request)
@@ -168,13 +169,17 @@ async def _read_json(request: web.Request, router: Router) -> tuple[bytes, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise ClientError(413, "too_large", f"body over {limit} bytes", "too_large") from None
+    except RequestPayloadError as e:
+        # e.g. a Content-Encoding: gzip body that is not gzip
+        raise ClientError(400, "invalid_body", f"cannot read body: {e}"[:200], "invalid") from None
     return raw, _decode(raw)
 
 
 def _decode(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # ValueError covers JSONDecodeError, bad UTF-8 and integers over Python's digit limit.
+    except (ValueError, RecursionError) as e:
         raise ClientError(400, "invalid_json", f"body is not JSON: {e}"[:200], "invalid") from None
 
 

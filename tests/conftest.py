@@ -2,4 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import warnings
+
 pytest_plugins = ["tests.fakes.fixtures"]
+
+# On a failure hypothesis imports libcst to suggest an @example patch; libcst's import warns
+# (mypy_extensions.TypedDict) and `filterwarnings = error` turns the failure report into an
+# INTERNALERROR that stops the session. Import it once, quietly, so failures report normally.
+with warnings.catch_warnings(), contextlib.suppress(ImportError):
+    warnings.simplefilter("ignore", DeprecationWarning)
+    importlib.import_module("hypothesis.extra._patching")

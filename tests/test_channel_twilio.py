@@ -197,7 +197,7 @@ async def test_the_wire_matches_the_twilio_library(
 async def test_unencodable_text_still_pages(
     fake_twilio: FakeTwilio, session: aiohttp.ClientSession
 ) -> None:
-    """JSON allows a lone surrogate ("\\ud800"), which no form encoding accepts."""
+    """A lone surrogate ("\\ud800", valid JSON) is replaced at parse time; the page still goes."""
     payload = fixture("alertmanager-firing-critical.json")
     for alert in payload["alerts"]:
         alert["annotations"]["summary"] = "disk \ud800 full"
@@ -207,7 +207,7 @@ async def test_unencodable_text_still_pages(
     await send(CallSender(session, settings, TZ), planned(group, Channel.CALL))
     sms, call = (r.form() for r in fake_twilio.requests)
     assert "disk ? full" in sms["Body"]
-    assert "disk full" in call["Twiml"]  # nothing unspeakable is said
+    assert "disk ? full" in call["Twiml"]
     _twiml_says(call["Twiml"])  # and it is still valid XML
 
 

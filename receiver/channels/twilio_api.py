@@ -50,11 +50,7 @@ class TwilioApi:
                 "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM",
                 retryable=False,
             )
-        # A lone surrogate (JSON allows "\ud800") cannot be form-encoded: make it a "?" instead.
-        form = {
-            name: value.encode("utf-8", "replace").decode("utf-8")
-            for name, value in {"To": to, "From": self._from, **fields}.items()
-        }
+        form = {"To": to, "From": self._from, **fields}
         try:
             async with self._session.post(
                 f"{self._accounts_url}/{resource}.json",

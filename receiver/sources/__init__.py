@@ -22,7 +22,19 @@ def text(value: Any, where: str, *, default: str | None = None) -> str:
         return default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise PayloadError(f"{where} must be a string")
-    return str(value)
+    return _encodable(str(value))
+
+
+def _encodable(value: str) -> str:
+    """JSON allows lone surrogates ("\\ud800") that nothing downstream can encode.
+
+    They become "?" rather than a 400: refusing the payload would lose the page.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def str_map(value: Any, where: str) -> dict[str, str]:
@@ -30,7 +42,7 @@ def str_map(value: Any, where: str) -> dict[str, str]:
     if value is None:
         return {}
     mapping = obj(value, where)
-    return {str(k): text(v, f"{where}.{k}") for k, v in mapping.items()}
+    return {_encodable(k): text(v, f"{where}.{k!r}") for k, v in mapping.items()}
 
 
 _EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)

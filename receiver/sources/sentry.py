@@ -70,7 +70,10 @@ def _project_from_url(url: Any) -> str:
     """`…/api/0/projects/{org}/{project}/events/…` names the project slug."""
     if not isinstance(url, str):
         return ""
-    parts = urlsplit(url).path.strip("/").split("/")
+    try:
+        parts = urlsplit(url).path.strip("/").split("/")
+    except ValueError:  # e.g. "https://[broken" (an invalid IPv6 host)
+        return ""
     if "projects" in parts:
         i = parts.index("projects")
         if len(parts) > i + 2:
@@ -172,11 +175,11 @@ def _trigger(action: str, incident: Mapping[str, Any], rule: Mapping[str, Any]) 
     if action == "open":
         return "critical" if incident.get("status") == 20 else "warning"
     triggers = rule.get("triggers")
-    labels = (
-        {t.get("label") for t in triggers if isinstance(t, dict)}
-        if isinstance(triggers, list)
-        else set()
-    )
+    labels = {
+        t["label"]
+        for t in (triggers if isinstance(triggers, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("label"), str)
+    }
     return "critical" if "critical" in labels or not labels else "warning"
 
 
