@@ -26,6 +26,7 @@ from receiver.config import Config, ConfigError, load_config
 from receiver.logs import Redactor, setup_logging
 from receiver.metrics import Metrics
 from receiver.model import Channel
+from receiver.oncall import shift
 from receiver.routing import Plan, plan
 from receiver.settings import Settings, SettingsError, load_settings
 from receiver.sources import PayloadError, alertmanager, sentry
@@ -167,27 +168,42 @@ def plan_json(result: Plan, tz: tzinfo) -> dict[str, Any]:
 
 
 def _who(args: argparse.Namespace) -> int:
-    from receiver.oncall import on_call
-
     config = load_config(args.config, os.environ)
     at = parse_time(args.at, config.timezone)
-    when = at.astimezone(config.timezone).isoformat()
-    rotations = {name: [on_call(config, name, at)] for name in config.rotations}
-    groups = {name: list(members) for name, members in config.groups.items()}
+    tz = config.timezone
+    shifts = {name: shift(config, name, at) for name in config.rotations}
     if args.json:
         report = {
-            "at": when,
-            "rotations": {name: {"on_call": people} for name, people in rotations.items()},
-            "groups": groups,
+            "at": at.astimezone(tz).isoformat(),
+            "rotations": {
+                name: {
+                    "on_call": [s.person],
+                    "until": s.until.astimezone(tz).isoformat(),
+                    "next": [s.next_person],
+                    **({"override": True} if s.override else {}),
+                }
+                for name, s in shifts.items()
+            },
+            "groups": {name: list(members) for name, members in config.groups.items()},
         }
         print(json.dumps(report, indent=2))
         return 0
-    print(f"At {when}:")
-    for name, people in rotations.items():
-        print(f"  rotation {name}: {', '.join(people)}")
-    for name, members in groups.items():
-        print(f"  group {name}: {', '.join(members)}")
+    print(f"At {at.astimezone(tz):%Y-%m-%d %H:%M %Z}:")
+    for name, s in shifts.items():
+        note = " (override)" if s.override else ""
+        print(
+            f"  rotation {name}: {_person(config, s.person)}{note} "
+            f"until {s.until.astimezone(tz):%a %Y-%m-%d %H:%M %Z}, "
+            f"then {_person(config, s.next_person)}"
+        )
+    for name, members in config.groups.items():
+        print(f"  group {name}: {', '.join(_person(config, p) for p in members)}")
     return 0
+
+
+def _person(config: Config, pid: str) -> str:
+    person = config.people[pid]
+    return pid if person.name == pid else f"{pid} ({person.name})"
 
 
 def _listen(text: str) -> tuple[str, int]:

@@ -9,21 +9,39 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from receiver.config_oncall import (
+    Override,
+    Rotation,
+    TimeWindow,
+    parse_rotations,
+    parse_windows,
+)
 from receiver.matchers import Matcher
 from receiver.model import Channel, Severity
 from receiver.templates import TEMPLATE_KEYS, TemplateError, check_template
-from receiver.yamlsource import ConfigError, LineDict, Problem, Reader, load_yaml
+from receiver.yamlsource import (
+    ConfigError,
+    LineDict,
+    Problem,
+    Reader,
+    load_yaml,
+)
 
-__all__ = ["Config", "ConfigError", "Problem", "load_config"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Override",
+    "Problem",
+    "Rotation",
+    "TimeWindow",
+    "load_config",
+]
 
 IssueOutcome = Literal["firing", "resolved", "skip"]
 RefKind = Literal["person", "group", "rotation", "channel"]
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -33,12 +51,6 @@ class Person:
     phone: str | None = None
     email: str | None = None
     slack: str | None = None
-
-
-@dataclass(frozen=True)
-class Rotation:
-    name: str
-    members: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -80,9 +92,19 @@ class Target:
     kind: Channel
     ref_kind: RefKind
     ref: str
+    # Only inside this named time window (e.g. business-hours); None = always.
+    window: str | None = None
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.ref_kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """An escalation step: once the group has fired `after` seconds, these targets are paged too."""
+
+    after: float
+    targets: tuple[Target, ...]
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,18 @@ class Route:
     continue_: bool = False
     targets: tuple[Target, ...] = ()
     templates: Mapping[str, str] = field(default_factory=dict)
+    # Level 1.. of the ladder (level 0 is `targets`), by cumulative age of the group.
+    escalation: tuple[Step, ...] = ()
+    # Re-page the current level this often until acknowledged; None = each level once.
+    repeat: float | None = None
+    # The whole route only inside this named time window; None = always.
+    window: str | None = None
+
+    def level_targets(self, level: int) -> tuple[Target, ...]:
+        return self.targets if level == 0 else self.escalation[level - 1].targets
+
+    def level_after(self, level: int) -> float:
+        return 0.0 if level == 0 else self.escalation[level - 1].after
 
 
 @dataclass(frozen=True)
@@ -138,6 +172,7 @@ class Config:
     rotations: Mapping[str, Rotation]
     slack: Mapping[str, SlackDestination]
     routes: tuple[Route, ...]
+    windows: Mapping[str, TimeWindow] = field(default_factory=dict)
     limits: Limits = Limits()
     delivery: Delivery = Delivery()
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
@@ -169,6 +204,7 @@ _TOP_KEYS = (
     "routes",
     "limits",
     "delivery",
+    "time_windows",
 )
 
 
@@ -180,7 +216,8 @@ def _build(r: Reader, data: Any) -> Config | None:
     severity = _severity(r, top)
     people = _people(r, top)
     groups = _groups(r, top, people)
-    rotations = _rotations(r, top, people)
+    windows = parse_windows(r, top, tz)
+    rotations = parse_rotations(r, top, people, tz)
     slack = _slack(r, top)
     sentry = _sentry(r, top)
     refs: dict[RefKind, Mapping[str, object]] = {
@@ -189,7 +226,7 @@ def _build(r: Reader, data: Any) -> Config | None:
         "rotation": rotations,
         "channel": slack,
     }
-    routes = _routes(r, top, refs, people)
+    routes = _routes(r, top, refs, people, windows)
     _check_coverage(r, top, routes)
     limits = _limits(r, top)
     delivery = _delivery(r, top)
@@ -203,6 +240,7 @@ def _build(r: Reader, data: Any) -> Config | None:
         rotations=rotations,
         slack=slack,
         routes=routes,
+        windows=windows,
         limits=limits,
         delivery=delivery,
         secrets=frozenset(s for s in r.secrets if s),
@@ -225,13 +263,6 @@ def parse_severity(value: str) -> Severity:
     except ValueError:
         names = ", ".join(s.value for s in Severity)
         raise ValueError(f"unknown severity {value!r} (one of {names})") from None
-
-
-def parse_duration(value: str) -> float:
-    m = _DURATION.match(value.strip())
-    if m is None:
-        raise ValueError(f"bad duration {value!r} (e.g. 500ms, 10s, 15m, 1h)")
-    return float(m[1]) * _UNITS[m[2]]
 
 
 def _severity(r: Reader, top: LineDict) -> SeverityPolicy:
@@ -366,7 +397,7 @@ def _people(r: Reader, top: LineDict) -> dict[str, Person]:
         assert table is not None
         path = f"people.{pid}"
         line = r.line_of(table, pid)
-        _check_name(r, line, path, pid)
+        r.check_name(line, path, pid)
         m = r.mapping(table[pid], line, path, ("name", "phone", "email", "slack"))
         if m is None:
             continue
@@ -390,22 +421,6 @@ def _people(r: Reader, top: LineDict) -> dict[str, Person]:
     return out
 
 
-def _check_name(r: Reader, line: int, path: str, name: str) -> None:
-    if not _NAME.match(name):
-        r.error(line, path, "names use lower-case letters, digits, '-', '_' and '.'")
-
-
-def _member_list(
-    r: Reader, parent: LineDict, key: str, path: str, people: Mapping[str, Person]
-) -> tuple[str, ...]:
-    members = []
-    for line, item_path, pid in r.strings(parent, key, path):
-        if pid not in people:
-            r.error(line, item_path, f"unknown person {pid!r}")
-        members.append(pid)
-    return tuple(members)
-
-
 def _groups(r: Reader, top: LineDict, people: Mapping[str, Person]) -> dict[str, tuple[str, ...]]:
     out = {}
     table = r.mapping(
@@ -413,33 +428,11 @@ def _groups(r: Reader, top: LineDict, people: Mapping[str, Person]) -> dict[str,
     )
     for name in table or {}:
         assert table is not None
-        _check_name(r, r.line_of(table, name), f"groups.{name}", name)
-        members = _member_list(r, table, name, "groups", people)
+        r.check_name(r.line_of(table, name), f"groups.{name}", name)
+        members = r.members(table, name, "groups", people)
         if not members:
             r.error(r.line_of(table, name), f"groups.{name}", "a group needs at least one member")
         out[name] = members
-    return out
-
-
-def _rotations(r: Reader, top: LineDict, people: Mapping[str, Person]) -> dict[str, Rotation]:
-    out = {}
-    table = r.mapping(
-        top.get("rotations"),
-        r.line_of(top, "rotations"),
-        "rotations",
-        list(top.get("rotations") or []),
-    )
-    for name in table or {}:
-        assert table is not None
-        path = f"rotations.{name}"
-        _check_name(r, r.line_of(table, name), path, name)
-        m = r.mapping(table[name], r.line_of(table, name), path, ("members",))
-        if m is None:
-            continue
-        members = _member_list(r, m, "members", path, people)
-        if not members:
-            r.error(m.line, f"{path}.members", "a rotation needs at least one member")
-        out[name] = Rotation(name, members)
     return out
 
 
@@ -451,7 +444,7 @@ def _slack(r: Reader, top: LineDict) -> dict[str, SlackDestination]:
     for name in table or {}:
         assert table is not None
         path = f"slack.{name}"
-        _check_name(r, r.line_of(table, name), path, name)
+        r.check_name(r.line_of(table, name), path, name)
         m = r.mapping(
             table[name],
             r.line_of(table, name),
@@ -488,16 +481,26 @@ def _routes(
     top: LineDict,
     refs: Mapping[RefKind, Mapping[str, object]],
     people: Mapping[str, Person],
+    windows: Mapping[str, TimeWindow],
 ) -> tuple[Route, ...]:
     out = []
     seen: set[str] = set()
     items = r.sequence(top.get("routes"), r.line_of(top, "routes"), "routes")
     if not items:
         r.error(r.line_of(top, "routes"), "routes", "at least one route is needed")
+    keys = (
+        "name",
+        "severity",
+        "matchers",
+        "continue",
+        "targets",
+        "templates",
+        "escalation",
+        "repeat",
+        "window",
+    )
     for line, path, item in items:
-        m = r.mapping(
-            item, line, path, ("name", "severity", "matchers", "continue", "targets", "templates")
-        )
+        m = r.mapping(item, line, path, keys)
         if m is None:
             continue
         name = r.string(m, "name", path, required=True) or path
@@ -509,13 +512,14 @@ def _routes(
             for ln, p, v in r.strings(m, "severity", path)
             if (s := r.convert(ln, p, v, parse_severity)) is not None
         )
-        targets = tuple(
-            t
-            for ln, p, v in r.sequence(m.get("targets"), r.line_of(m, "targets"), f"{path}.targets")
-            if (t := _target(r, ln, p, v, refs, people)) is not None
-        )
+        targets = _targets(r, m, path, refs, people, windows)
         if not targets:
             r.error(m.line, f"{path}.targets", "a route needs at least one target")
+        repeat = None
+        if "repeat" in m:
+            repeat = r.duration(m, "repeat", path, 0.0)
+            if repeat < 60:
+                r.error(r.line_of(m, "repeat"), f"{path}.repeat", "repeat at most every 1m")
         out.append(
             Route(
                 name,
@@ -525,9 +529,72 @@ def _routes(
                 r.boolean(m, "continue", path, False),
                 targets,
                 _templates(r, m, path),
+                _escalation(r, m, path, refs, people, windows),
+                repeat,
+                _window_ref(r, m, path, windows),
             )
         )
     return tuple(out)
+
+
+def _targets(
+    r: Reader,
+    m: LineDict,
+    path: str,
+    refs: Mapping[RefKind, Mapping[str, object]],
+    people: Mapping[str, Person],
+    windows: Mapping[str, TimeWindow],
+) -> tuple[Target, ...]:
+    items = r.sequence(m.get("targets"), r.line_of(m, "targets"), f"{path}.targets")
+    return tuple(
+        t for ln, p, v in items if (t := _target(r, ln, p, v, refs, people, windows)) is not None
+    )
+
+
+def _window_ref(r: Reader, m: LineDict, path: str, windows: Mapping[str, TimeWindow]) -> str | None:
+    name = r.string(m, "window", path)
+    if name is not None and name not in windows:
+        r.error(
+            r.line_of(m, "window"),
+            f"{path}.window",
+            f"unknown time window {name!r} (not in time_windows)",
+        )
+        return None
+    return name
+
+
+def _escalation(
+    r: Reader,
+    m: LineDict,
+    path: str,
+    refs: Mapping[RefKind, Mapping[str, object]],
+    people: Mapping[str, Person],
+    windows: Mapping[str, TimeWindow],
+) -> tuple[Step, ...]:
+    """Cumulative ages: each step's `after` is counted from the alert's start, not the last step."""
+    steps: list[Step] = []
+    items = r.sequence(m.get("escalation"), r.line_of(m, "escalation"), f"{path}.escalation")
+    for line, step_path, item in items:
+        s = r.mapping(item, line, step_path, ("after", "targets"))
+        if s is None:
+            continue
+        if "after" not in s:
+            r.error(s.line, f"{step_path}.after", "required (e.g. 15m)")
+            continue
+        after = r.duration(s, "after", step_path, 0.0)
+        if after <= 0:
+            r.error(r.line_of(s, "after"), f"{step_path}.after", "must be more than 0")
+        elif steps and after <= steps[-1].after:
+            r.error(
+                r.line_of(s, "after"),
+                f"{step_path}.after",
+                "steps are cumulative ages and must increase",
+            )
+        targets = _targets(r, s, step_path, refs, people, windows)
+        if not targets:
+            r.error(s.line, f"{step_path}.targets", "a step needs at least one target")
+        steps.append(Step(after, targets))
+    return tuple(steps)
 
 
 def _templates(r: Reader, m: LineDict, path: str) -> dict[str, str]:
@@ -574,8 +641,9 @@ def _target(
     item: Any,
     refs: Mapping[RefKind, Mapping[str, object]],
     people: Mapping[str, Person],
+    windows: Mapping[str, TimeWindow],
 ) -> Target | None:
-    m = r.mapping(item, line, path, ("kind", *_TARGET_REFS))
+    m = r.mapping(item, line, path, ("kind", "window", *_TARGET_REFS))
     if m is None:
         return None
     kind_text = r.string(m, "kind", path, required=True)
@@ -602,7 +670,7 @@ def _target(
         _check_reachable(
             r, ref_line, f"{path}.{ref_kind}", kind, _members(ref_kind, ref, refs), people
         )
-    return Target(kind, ref_kind, ref)
+    return Target(kind, ref_kind, ref, _window_ref(r, m, path, windows))
 
 
 def _members(
@@ -647,14 +715,6 @@ def _limits(r: Reader, top: LineDict) -> Limits:
     return Limits(int(r.number(m, "max_body_bytes", "limits", Limits.max_body_bytes, 1024)))
 
 
-def _duration(r: Reader, m: LineDict, key: str, path: str, default: float) -> float:
-    text = r.string(m, key, path)
-    if text is None:
-        return default
-    value = r.convert(r.line_of(m, key), f"{path}.{key}", text, parse_duration)
-    return default if value is None else value
-
-
 def _delivery(r: Reader, top: LineDict) -> Delivery:
     keys = (
         "deadline",
@@ -679,20 +739,18 @@ def _delivery(r: Reader, top: LineDict) -> Delivery:
     for name in table or {}:
         assert table is not None
         if name in Channel.__members__.values():
-            rates[Channel(name)] = _duration(r, table, name, "delivery.rate_limits", 0.0)
-    deadline = _duration(r, m, "deadline", "delivery", d.deadline)
+            rates[Channel(name)] = r.duration(table, name, "delivery.rate_limits", 0.0)
+    deadline = r.duration(m, "deadline", "delivery", d.deadline)
     if deadline <= 0:
         r.error(r.line_of(m, "deadline"), "delivery.deadline", "must be more than 0")
     return Delivery(
         deadline=deadline,
         attempts=int(r.number(m, "attempts", "delivery", d.attempts, 1)),
-        dedupe_ttl=_duration(r, m, "dedupe_ttl", "delivery", d.dedupe_ttl),
+        dedupe_ttl=r.duration(m, "dedupe_ttl", "delivery", d.dedupe_ttl),
         dedupe_max_entries=int(
             r.number(m, "dedupe_max_entries", "delivery", d.dedupe_max_entries, 100)
         ),
         rate_limits=rates,
-        background_deadline=_duration(
-            r, m, "background_deadline", "delivery", d.background_deadline
-        ),
-        sentry_alert_ttl=_duration(r, m, "sentry_alert_ttl", "delivery", d.sentry_alert_ttl),
+        background_deadline=r.duration(m, "background_deadline", "delivery", d.background_deadline),
+        sentry_alert_ttl=r.duration(m, "sentry_alert_ttl", "delivery", d.sentry_alert_ttl),
     )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from receiver.config import Config, Route, Target
 from receiver.matchers import matches_all
@@ -18,8 +17,9 @@ from receiver.model import (
     Severity,
     SeverityDecision,
     Source,
+    Status,
 )
-from receiver.oncall import members_of
+from receiver.oncall import escalation_level, in_window, members_of
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Plan:
     group: AlertGroup
     alerts: tuple[RoutedAlert, ...]
     notifications: tuple[Notification, ...]
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def unrouted(self) -> tuple[Alert, ...]:
@@ -116,6 +117,38 @@ def recipients(config: Config, target: Target, now: datetime) -> tuple[Recipient
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A target left out because its time window (or its route's) was closed."""
+
+    route: str
+    level: int
+    target: Target
+    window: str
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Where one route's share of a group stands on its escalation ladder."""
+
+    start: datetime  # earliest start of the alerts that count
+    age: float  # seconds since `start`: at `now` while firing, at the end once resolved
+    level: int
+
+
+def ladder(route: Route, alerts: tuple[Alert, ...], now: datetime) -> Ladder:
+    """Escalation is measured from the earliest *firing* alert; a resolved group from its end."""
+    firing = [a for a in alerts if a.status is Status.FIRING]
+    if firing:
+        start = min(a.starts_at for a in firing)
+        age = (now - start).total_seconds()
+    else:
+        start = min(a.starts_at for a in alerts)
+        end = max((a.ends_at or now for a in alerts), default=now)
+        age = (end - start).total_seconds()
+    return Ladder(start, age, escalation_level(route, max(0.0, age)))
+
+
 def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
     routed: list[RoutedAlert] = []
     by_route: dict[str, list[tuple[Alert, Severity]]] = {}
@@ -129,30 +162,59 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
             by_route.setdefault(route.name, []).append((alert, decision.severity))
 
     notifications: list[Notification] = []
+    skipped: list[Skipped] = []
     seen: set[tuple[str, str]] = set()
     for name, members in by_route.items():
         route = routes[name]
         alerts = tuple(a for a, _ in members)
         severity = min((s for _, s in members), key=lambda s: s.rank)
-        for target in route.targets:
-            for recipient in recipients(config, target, now):
-                # One message per channel and address, even when routes overlap.
-                if (target.kind.value, recipient.address) in seen:
-                    continue
-                seen.add((target.kind.value, recipient.address))
-                notifications.append(
-                    Notification(
-                        key=idempotency_key(group, alerts, 0, target, recipient),
-                        channel=target.kind,
-                        recipient=recipient,
-                        severity=severity,
-                        route=name,
-                        group=group,
-                        alerts=alerts,
-                        templates=route.templates,
-                    )
+        where = ladder(route, alerts, now)
+        firing = any(a.status is Status.FIRING for a in alerts)
+        for level in range(where.level + 1):
+            # Each level goes to whoever held the role when that level was reached, so a
+            # handoff between re-sends does not page a second person for the same level.
+            due = where.start + timedelta(seconds=route.level_after(level))
+            # A firing page is sent now; a resolved notice follows the pages that were sent.
+            window_time = now if firing else due
+            round_ = _repeat_round(route, where, level) if firing else None
+            for target in route.level_targets(level):
+                closed = next(
+                    (
+                        w
+                        for w in (route.window, target.window)
+                        if w is not None and not in_window(config, w, window_time)
+                    ),
+                    None,
                 )
-    return Plan(group, tuple(routed), tuple(notifications))
+                if closed is not None:
+                    skipped.append(Skipped(name, level, target, closed))
+                    continue
+                for recipient in recipients(config, target, due):
+                    # One message per channel and address, even when routes or levels overlap.
+                    if (target.kind.value, recipient.address) in seen:
+                        continue
+                    seen.add((target.kind.value, recipient.address))
+                    notifications.append(
+                        Notification(
+                            key=idempotency_key(group, alerts, level, target, recipient, round_),
+                            channel=target.kind,
+                            recipient=recipient,
+                            severity=severity,
+                            route=name,
+                            group=group,
+                            alerts=alerts,
+                            level=level,
+                            templates=route.templates,
+                        )
+                    )
+    return Plan(group, tuple(routed), tuple(notifications), tuple(skipped))
+
+
+def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
+    """With `repeat`, the current level is paged again every `repeat` seconds."""
+    if route.repeat is None or level != where.level:
+        return None
+    return int((where.age - route.level_after(level)) // route.repeat)
 
 
 def idempotency_key(
@@ -161,25 +223,10 @@ def idempotency_key(
     level: int,
     target: Target,
     recipient: Recipient,
+    round_: int | None = None,
 ) -> str:
-    """Same group, alert set and states, level and target: the same send."""
+    """Same group, alert set and states, level (and repeat round) and target: the same send."""
     states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
-    parts = [
-        group.source.value,
-        group.group_key,
-        *states,
-        str(level),
-        str(target),
-        recipient.address,
-    ]
+    step = str(level) if round_ is None else f"{level}.{round_}"
+    parts = [group.source.value, group.group_key, *states, step, str(target), recipient.address]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
-def labels_of(alerts: tuple[Alert, ...]) -> Mapping[str, str]:
-    """Labels every alert shares."""
-    if not alerts:
-        return {}
-    common = dict(alerts[0].labels)
-    for alert in alerts[1:]:
-        common = {k: v for k, v in common.items() if alert.labels.get(k) == v}
-    return common

@@ -101,6 +101,17 @@ def load_yaml(path: Path) -> tuple[Any, list[Problem]]:
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(value: str) -> float:
+    """`500ms`, `10s`, `15m`, `1h`, `1d`, `1w` in seconds."""
+    m = _DURATION.match(value.strip())
+    if m is None:
+        raise ValueError(f"bad duration {value!r} (e.g. 500ms, 10s, 15m, 1h, 1d, 1w)")
+    return float(m[1]) * _UNITS[m[2]]
 
 
 class Reader:
@@ -233,11 +244,33 @@ class Reader:
                 out.append((item_line, item_path, str(item)))
         return out
 
+    def check_name(self, line: int, path: str, name: str) -> None:
+        if not _NAME.match(name):
+            self.error(line, path, "names use lower-case letters, digits, '-', '_' and '.'")
+
+    def members(
+        self, parent: LineDict, key: str, path: str, people: Mapping[str, object]
+    ) -> tuple[str, ...]:
+        """A list of person ids, each checked against `people`."""
+        out = []
+        for line, item_path, pid in self.strings(parent, key, path):
+            if pid not in people:
+                self.error(line, item_path, f"unknown person {pid!r}")
+            out.append(pid)
+        return tuple(out)
+
+    def duration(self, m: LineDict, key: str, path: str, default: float) -> float:
+        text = self.string(m, key, path)
+        if text is None:
+            return default
+        value = self.convert(self.line_of(m, key), _join(path, key), text, parse_duration)
+        return default if value is None else value
+
     def convert(self, line: int, path: str, value: str, parse: Callable[[str], T]) -> T | None:
-        """Run a parser, turning its ValueError into a problem at this location."""
+        """Run a parser, turning its ValueError or TypeError into a problem at this location."""
         try:
             return parse(value)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             self.error(line, path, str(e))
             return None
 

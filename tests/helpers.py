@@ -22,8 +22,8 @@ from receiver.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 ROUTING = ROOT / "routing.yaml"
-# A fixed "now" close to the fixtures' alert start times.
-NOW = datetime(2026, 3, 14, 9, 20, tzinfo=UTC)
+# A fixed "now": a Monday in business hours, minutes after the fixtures' alerts started.
+NOW = datetime(2026, 3, 16, 9, 19, tzinfo=UTC)
 
 
 def fixture(name: str) -> Any:

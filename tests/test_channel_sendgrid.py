@@ -135,7 +135,7 @@ def test_html_is_an_incident_notice() -> None:
     assert "payments-api 5xx error rate above 5%" in page
     for label in ("What", "Where", "Severity", "Since", "Alerts"):
         assert f">{label}</th>" in page
-    assert "2026-03-14 09:12 GMT" in page
+    assert "2026-03-16 09:12 GMT" in page
     assert '<a href="https://runbooks.example.com/payments/high-error-rate"' in page
     # The generator URL's query string is escaped inside the attribute.
     assert "&amp;g0.tab=1" in page

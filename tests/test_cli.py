@@ -57,7 +57,7 @@ def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_route_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
     """`route` shows severity, why, routes and each rendered target, as JSON."""
     payload = FIXTURES / "alertmanager-firing-critical.json"
-    assert main(["route", "--config", str(ROUTING), str(payload), "--at", "2026-03-14T09:20"]) == 0
+    assert main(["route", "--config", str(ROUTING), str(payload), "--at", "2026-03-16T09:19"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["source"] == "alertmanager"
     assert {a["severity"] for a in out["alerts"]} == {"critical"}
@@ -102,11 +102,16 @@ def test_route_rejects_bad_payload(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_who(capsys: pytest.CaptureFixture[str]) -> None:
-    """`who --json` names each rotation's holder and each group's people."""
+    """`who --json` names each rotation's holder, until when, who is next, and the groups."""
     assert main(["who", "--config", str(ROUTING), "--json", "--at", "2026-03-16T10:00"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["at"] == "2026-03-16T10:00:00+00:00"
-    assert out["rotations"]["primary"]["on_call"] == ["alice"]
+    assert out["rotations"]["primary"] == {
+        "on_call": ["alice"],
+        "until": "2026-03-23T09:00:00+00:00",
+        "next": ["bob"],
+    }
+    assert out["rotations"]["secondary"]["on_call"] == ["bob"]
     assert out["groups"]["team-leads"] == ["carol", "erin"]
 
 
@@ -186,10 +191,19 @@ def test_serve_dry_run_prints_each_message(
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
-    assert len(lines) == 10
     assert {tuple(sorted(line)) for line in lines} == {
         ("channel", "recipient", "route", "severity", "status", "text", "to")
     }
-    assert [line["channel"] for line in lines[:5]] == ["slack", "sms", "call", "email", "email"]
     assert all(line["severity"] == "critical" for line in lines)
+    # Level 0 first: Slack, then the primary's SMS and call, then the team leads' email.
+    first = [(line["channel"], line["recipient"]) for line in lines[:5]]
+    assert first == [
+        ("slack", "incidents"),
+        ("sms", "alice"),
+        ("call", "alice"),
+        ("email", "carol"),
+        ("email", "erin"),
+    ]
+    # Both alerts started long before now, so the ladder reached the CTO.
+    assert ("call", "frank") in [(line["channel"], line["recipient"]) for line in lines]
     assert all(json.loads(line)["level"] for line in err.splitlines())  # logs are JSON lines

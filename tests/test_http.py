@@ -48,6 +48,12 @@ CRITICAL_TARGETS = sorted(
         ("email", "erin@example.com"),
     ]
 )
+# A resolved group reaches everyone its age had escalated to: the secondary after 15 min,
+# the tech lead after 30 (the resolved fixtures lasted 29 and 47 minutes).
+SECONDARY = [("sms", "+447700900102"), ("call", "+447700900102")]
+TECH_LEAD = [("sms", "+447700900103"), ("call", "+447700900103")]
+CRITICAL_RESOLVED_29M = sorted(CRITICAL_TARGETS + SECONDARY)
+CRITICAL_RESOLVED_47M = sorted(CRITICAL_TARGETS + SECONDARY + TECH_LEAD)
 HIGH_TARGETS = sorted([("slack", "alerts"), ("email", "alice@example.com")])
 LOW_URGENCY_TARGETS = [("slack", "alerts")]
 
@@ -103,7 +109,7 @@ def small_alertmanager(severity: str = "critical", **labels: str) -> dict[str, A
                 "status": "firing",
                 "labels": {"alertname": "Small", "severity": severity, **labels},
                 "annotations": {"summary": "small alert"},
-                "startsAt": "2026-03-14T09:00:00Z",
+                "startsAt": "2026-03-16T09:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
                 "fingerprint": f"small-{severity}",
             }
@@ -155,7 +161,7 @@ FIXTURE_CASES = [
         None,
         200,
         "critical",
-        CRITICAL_TARGETS,
+        CRITICAL_RESOLVED_29M,
         "resolved",
     ),
     (
@@ -182,7 +188,7 @@ FIXTURE_CASES = [
         "metric_alert",
         202,
         "critical",
-        CRITICAL_TARGETS,
+        CRITICAL_RESOLVED_47M,
         "resolved",
     ),
     (

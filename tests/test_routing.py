@@ -14,7 +14,7 @@ from receiver.routing import decide_severity, plan
 from receiver.sources import alertmanager
 from tests.helpers import NOW, fixture, shipped_config
 
-START = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
+START = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)
 
 
 def alert(

@@ -53,7 +53,7 @@ def minimal_alert(**overrides: Any) -> dict[str, Any]:
         "status": "firing",
         "labels": {"alertname": "DiskFull", "severity": "warning", "instance": "node-1:9100"},
         "annotations": {"summary": "Disk almost full"},
-        "startsAt": "2026-03-14T09:00:00Z",
+        "startsAt": "2026-03-16T09:00:00Z",
         "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
         "fingerprint": "c0ffee0000000001",
@@ -100,9 +100,9 @@ def test_alertmanager_firing_critical_fixture() -> None:
     assert [a.fingerprint for a in group.alerts] == ["6f1c3a9e2b7d4058", "b04e7d21c95a3f68"]
     assert [a.labels["instance"] for a in group.alerts] == ["10.42.3.17:8080", "10.42.5.9:8080"]
     first, second = group.alerts
-    assert first.starts_at == utc(2026, 3, 14, 9, 12, 30, 455000)
-    assert second.starts_at == utc(2026, 3, 14, 9, 13, 0, 455000)
-    assert first.ends_at == utc(2026, 3, 14, 9, 20, 30, 455000)
+    assert first.starts_at == utc(2026, 3, 16, 9, 12, 30, 455000)
+    assert second.starts_at == utc(2026, 3, 16, 9, 13, 0, 455000)
+    assert first.ends_at == utc(2026, 3, 16, 9, 20, 30, 455000)
     for alert in group.alerts:
         assert_utc(alert.starts_at)
         assert alert.name == "HighErrorRate"
@@ -131,9 +131,9 @@ def test_alertmanager_mixed_truncated_fixture() -> None:
     # endsAt "0001-01-01T00:00:00Z" is Go's zero time: "no end yet".
     assert firing_a.ends_at is None
     assert firing_b.ends_at is None
-    assert resolved.ends_at == utc(2026, 3, 14, 8, 58, 10, 12000)
-    assert firing_a.starts_at == utc(2026, 3, 14, 7, 55, 10, 12000)
-    assert resolved.starts_at == utc(2026, 3, 14, 6, 40, 10, 12000)
+    assert resolved.ends_at == utc(2026, 3, 16, 8, 58, 10, 12000)
+    assert firing_a.starts_at == utc(2026, 3, 16, 7, 55, 10, 12000)
+    assert resolved.starts_at == utc(2026, 3, 16, 6, 40, 10, 12000)
     for alert in group.alerts:
         assert_utc(alert.starts_at)
         assert alert.labels["severity"] == "warning"
@@ -152,8 +152,8 @@ def test_alertmanager_resolved_fixture() -> None:
     assert [a.status for a in group.alerts] == [Status.RESOLVED, Status.RESOLVED]
     assert [a.fingerprint for a in group.alerts] == ["6f1c3a9e2b7d4058", "b04e7d21c95a3f68"]
     assert [a.ends_at for a in group.alerts] == [
-        utc(2026, 3, 14, 9, 41, 30, 455000),
-        utc(2026, 3, 14, 9, 40, 0, 455000),
+        utc(2026, 3, 16, 9, 41, 30, 455000),
+        utc(2026, 3, 16, 9, 40, 0, 455000),
     ]
     for alert in group.alerts:
         assert alert.ends_at is not None
@@ -184,7 +184,7 @@ def test_sentry_event_alert_fixture(issue_actions: Mapping[str, str]) -> None:
     }
     assert alert.summary == "GatewayTimeout: upstream timed out after 10.0s"
     assert alert.annotations["release"] == "payments-api@2026.3.14+a1b2c3d"
-    assert alert.starts_at == utc(2026, 3, 14, 9, 14, 2, 318000)
+    assert alert.starts_at == utc(2026, 3, 16, 9, 14, 2, 318000)
     assert_utc(alert.starts_at)
     assert alert.ends_at is None
     assert alert.fingerprint == SENTRY_ISSUE_FINGERPRINT
@@ -214,7 +214,7 @@ def test_sentry_issue_created_fixture(issue_actions: Mapping[str, str]) -> None:
         "issue": "PAYMENTS-API-3K",
     }
     assert "sentry_trigger" not in alert.labels
-    assert alert.starts_at == utc(2026, 3, 14, 9, 14, 2, 318000)
+    assert alert.starts_at == utc(2026, 3, 16, 9, 14, 2, 318000)
     assert alert.fingerprint == SENTRY_ISSUE_FINGERPRINT
     # permalink is null in the fixture: only web_url becomes a link.
     assert alert.links == (
@@ -236,7 +236,7 @@ def test_sentry_issue_created_fixture(issue_actions: Mapping[str, str]) -> None:
             "sentry-metric-alert-resolved.json",
             "resolved",
             Status.RESOLVED,
-            utc(2026, 3, 14, 9, 52),
+            utc(2026, 3, 16, 9, 52),
             "Resolved: Payments API error spike",
         ),
     ],
@@ -268,7 +268,7 @@ def test_sentry_metric_alert_fixtures(
         "sentry_trigger": "critical",
     }
     assert alert.summary == summary
-    assert alert.starts_at == utc(2026, 3, 14, 9, 5)
+    assert alert.starts_at == utc(2026, 3, 16, 9, 5)
     assert_utc(alert.starts_at)
     assert alert.ends_at == ends_at
     assert alert.fingerprint == SENTRY_METRIC_FINGERPRINT
@@ -291,7 +291,7 @@ def test_sentry_legacy_plugin_fixture(issue_actions: Mapping[str, str]) -> None:
         "environment": "production",
         "level": "error",
     }
-    assert alert.starts_at == utc(2026, 3, 14, 9, 14, 2, 318000)
+    assert alert.starts_at == utc(2026, 3, 16, 9, 14, 2, 318000)
     assert alert.fingerprint == SENTRY_ISSUE_FINGERPRINT
     assert alert.links == (
         Link("Sentry issue", "https://acme.sentry.io/issues/5871234409/?referrer=webhooks_plugin"),
@@ -341,7 +341,7 @@ def test_minimal_025_and_newest_shapes_parse_identically() -> None:
         ("firing", "2020-01-01T00:00:00Z", Status.FIRING),
         ("firing", "0001-01-01T00:00:00Z", Status.FIRING),
         ("resolved", "2099-01-01T00:00:00Z", Status.RESOLVED),
-        ("resolved", "2026-03-14T09:10:00Z", Status.RESOLVED),
+        ("resolved", "2026-03-16T09:10:00Z", Status.RESOLVED),
     ],
 )
 def test_state_comes_from_status_not_ends_at(
@@ -356,15 +356,15 @@ def test_state_comes_from_status_not_ends_at(
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("2026-03-14T09:12:30.123456789Z", utc(2026, 3, 14, 9, 12, 30, 123456)),
-        ("2026-03-14T09:12:30.999999999Z", utc(2026, 3, 14, 9, 12, 30, 999999)),
-        ("2026-03-14T09:12:30.1Z", utc(2026, 3, 14, 9, 12, 30, 100000)),
-        ("2026-03-14T09:12:30Z", utc(2026, 3, 14, 9, 12, 30)),
-        ("2026-03-14T10:12:30.5+01:00", utc(2026, 3, 14, 9, 12, 30, 500000)),
-        ("2026-03-14T04:12:30-05:00", utc(2026, 3, 14, 9, 12, 30)),
-        ("2026-03-14T09:12:30", utc(2026, 3, 14, 9, 12, 30)),
-        (1773479550, utc(2026, 3, 14, 9, 12, 30)),
-        (1773479550.25, utc(2026, 3, 14, 9, 12, 30, 250000)),
+        ("2026-03-16T09:12:30.123456789Z", utc(2026, 3, 16, 9, 12, 30, 123456)),
+        ("2026-03-16T09:12:30.999999999Z", utc(2026, 3, 16, 9, 12, 30, 999999)),
+        ("2026-03-16T09:12:30.1Z", utc(2026, 3, 16, 9, 12, 30, 100000)),
+        ("2026-03-16T09:12:30Z", utc(2026, 3, 16, 9, 12, 30)),
+        ("2026-03-16T10:12:30.5+01:00", utc(2026, 3, 16, 9, 12, 30, 500000)),
+        ("2026-03-16T04:12:30-05:00", utc(2026, 3, 16, 9, 12, 30)),
+        ("2026-03-16T09:12:30", utc(2026, 3, 16, 9, 12, 30)),
+        (1773652350, utc(2026, 3, 16, 9, 12, 30)),
+        (1773652350.25, utc(2026, 3, 16, 9, 12, 30, 250000)),
     ],
 )
 def test_start_times_are_utc(raw: str | float, expected: datetime) -> None:
@@ -378,10 +378,10 @@ def test_start_times_are_utc(raw: str | float, expected: datetime) -> None:
 def test_nanosecond_ends_at() -> None:
     """A nanosecond endsAt on a resolved alert parses to the truncated UTC time."""
     group = alertmanager.parse(
-        minimal_payload(minimal_alert(status="resolved", endsAt="2026-03-14T09:30:00.987654321Z"))
+        minimal_payload(minimal_alert(status="resolved", endsAt="2026-03-16T09:30:00.987654321Z"))
     )
     ends_at = group.alerts[0].ends_at
-    assert ends_at == utc(2026, 3, 14, 9, 30, 0, 987654)
+    assert ends_at == utc(2026, 3, 16, 9, 30, 0, 987654)
     assert ends_at is not None
     assert_utc(ends_at)
 
