@@ -21,11 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from receiver import auth
 from receiver.channels.base import Sender
 from receiver.config import Config
-from receiver.delivery import Deliverer, Report
+from receiver.delivery import Deliverer, Outcome, Report
 from receiver.forward import ForwardError, forward, postable_alerts
 from receiver.logs import request_id
-from receiver.metrics import Metrics
-from receiver.model import AlertGroup, Channel, Source
+from receiver.metrics import Metrics, OnCallCollector
+from receiver.model import AlertGroup, Channel, Source, Status
 from receiver.routing import Plan, plan
 from receiver.settings import Settings
 from receiver.sources import PayloadError, alertmanager, sentry
@@ -66,6 +66,8 @@ class Router:
         self.deliverer = Deliverer(
             self.senders, self.metrics, self.config.delivery, wall_clock=self.clock
         )
+        self.metrics.precreate_people(self.config.people)
+        self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
 
     def plan(self, group: AlertGroup) -> Plan:
         result = plan(self.config, group, self.clock())
@@ -89,7 +91,22 @@ class Router:
         return result
 
     async def deliver(self, result: Plan, deadline: float | None = None) -> Report:
-        return await self.deliverer.deliver(result.notifications, deadline)
+        report = await self.deliverer.deliver(result.notifications, deadline)
+        self._count_pages(report)
+        return report
+
+    def _count_pages(self, report: Report) -> None:
+        reached: set[tuple[str, str, int]] = set()
+        for r in report.results:
+            if r.outcome is not Outcome.DELIVERED:
+                continue
+            n = r.notification
+            if n.recipient.name in self.config.people:
+                self.metrics.pages.labels(n.channel.value, n.recipient.name).inc()
+            if n.level > 0 and n.status is Status.FIRING:
+                reached.add((n.route, n.severity.value, n.level))
+        for _, severity, level in reached:
+            self.metrics.escalations.labels(severity, str(level)).inc()
 
 
 ROUTER = web.AppKey("router", Router)

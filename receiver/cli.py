@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ from receiver.app import Router, create_app
 from receiver.channels.base import Sender
 from receiver.channels.console import dry_run_line
 from receiver.channels.registry import dry_run_senders, vendor_senders
+from receiver.clitools import UsageError, parse_time
+from receiver.commands import register_all
 from receiver.config import Config, ConfigError, load_config
 from receiver.logs import Redactor, setup_logging
 from receiver.metrics import Metrics
@@ -47,10 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return code
-
-
-class UsageError(ValueError):
-    pass
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--at", help="ISO 8601 time (default: now)")
     who.add_argument("--json", action="store_true", help="print JSON")
     who.set_defaults(func=_who)
+    register_all(sub, _config_arg)
     return parser
 
 
@@ -100,17 +99,6 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
         default=Path("routing.yaml"),
         help="routing file (default %(default)s)",
     )
-
-
-def parse_time(text: str | None, tz: tzinfo) -> datetime:
-    """ISO 8601; a time without an offset is in the routing file's time zone."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--at {text!r} is not an ISO 8601 time") from None
-    return when.replace(tzinfo=tz) if when.tzinfo is None else when
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from receiver import __version__
+from receiver.config import Config
 from receiver.model import Channel, Severity, Source, Status
+from receiver.oncall import on_call
 
 PREFIX = "oncall_router"
 
@@ -127,6 +134,18 @@ class Metrics:
             buckets=_AGE_BUCKETS,
             registry=registry,
         )
+        self.escalations = Counter(
+            f"{p}_escalations_total",
+            "Escalation levels reached (level 1 = first step after the first page), by severity.",
+            ["severity", "level"],
+            registry=registry,
+        )
+        self.pages = Counter(
+            f"{p}_pages_total",
+            "Messages delivered to a person, by channel.",
+            ["channel", "person"],
+            registry=registry,
+        )
         self.config_reload_success = Gauge(
             f"{p}_config_last_reload_successful",
             "Whether the last routing file (re)load succeeded.",
@@ -167,3 +186,33 @@ class Metrics:
                     self.notifications_failed.labels(c, severity.value, reason)
         for severity in Severity:
             self.alert_to_page.labels(severity.value)
+            for level in range(1, 6):
+                self.escalations.labels(severity.value, str(level))
+
+    def precreate_people(self, people: Iterable[str]) -> None:
+        """Per-person series exist from the start too (people come from the routing file)."""
+        for person in people:
+            for channel in Channel:
+                self.pages.labels(channel.value, person)
+
+
+class OnCallCollector(Collector):
+    """`oncall_router_on_call{rotation,person}`: 1 for whoever holds each rotation right now."""
+
+    def __init__(self, config: Callable[[], Config], clock: Callable[[], datetime]) -> None:
+        self._config = config
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        config = self._config()
+        family = GaugeMetricFamily(
+            f"{PREFIX}_on_call",
+            "1 for the person holding each rotation now, 0 for its other members.",
+            labels=["rotation", "person"],
+        )
+        now = self._clock()
+        for name, rotation in config.rotations.items():
+            holder = on_call(config, name, now)
+            for person in sorted({*rotation.members, *(o.person for o in rotation.overrides)}):
+                family.add_metric([name, person], 1.0 if person == holder else 0.0)
+        yield family
