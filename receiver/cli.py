@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from receiver.channels.registry import dry_run_senders, vendor_senders
 from receiver.clitools import UsageError, parse_time
 from receiver.commands import register_all
 from receiver.config import Config, ConfigError, load_config
+from receiver.coverage import gaps
 from receiver.logs import Redactor, setup_logging
 from receiver.metrics import Metrics
 from receiver.model import Channel
@@ -105,6 +106,8 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config, os.environ)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for gap in gaps(config, datetime.now(UTC)):
+        print(f"warning: {args.config}: {gap}", file=sys.stderr)
     print(f"{args.config}: OK ({len(config.routes)} routes, {len(config.people)} people)")
     return 0
 

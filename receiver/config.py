@@ -678,7 +678,11 @@ def _members(
 ) -> tuple[str, ...]:
     value = refs[ref_kind][ref]
     if isinstance(value, Rotation):
-        return value.members
+        # Whoever an override puts on call must be reachable too.
+        return (
+            *value.members,
+            *(o.person for o in value.overrides if o.person not in value.members),
+        )
     if isinstance(value, Person):
         return (value.id,)
     assert isinstance(value, tuple)

@@ -207,3 +207,35 @@ def test_serve_dry_run_prints_each_message(
     # Both alerts started long before now, so the ladder reached the CTO.
     assert ("call", "frank") in [(line["channel"], line["recipient"]) for line in lines]
     assert all(json.loads(line)["level"] for line in err.splitlines())  # logs are JSON lines
+
+
+def test_check_reports_backup_gaps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An override that makes the secondary the primary is a gap in cover, and check says so."""
+    from datetime import UTC, datetime, timedelta
+
+    from receiver.config import load_config
+    from receiver.oncall import on_call
+
+    soon = datetime.now(UTC).replace(hour=12, minute=0, second=0) + timedelta(days=3)
+    routing = """\
+people:
+  a: {{phone: "+447700900101"}}
+  b: {{phone: "+447700900102"}}
+rotations:
+  primary:
+    members: [a, b]
+    overrides: [{override}]
+  secondary: {{backs_up: primary}}
+routes:
+  - name: all
+    targets: [{{kind: sms, rotation: primary}}, {{kind: sms, rotation: secondary}}]
+"""
+    path = tmp_path / "r.yaml"
+    path.write_text(routing.format(override=""))
+    backup = on_call(load_config(path, {}), "secondary", soon)
+    window = f"{soon:%Y-%m-%d %H:%M}", f"{soon + timedelta(days=1):%Y-%m-%d %H:%M}"
+    override = f'{{person: {backup}, from: "{window[0]}", until: "{window[1]}"}}'
+    path.write_text(routing.format(override=override))
+    assert main(["check", "--config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{window[0]} to {window[1]} UTC: {backup} holds both secondary and primary" in err
