@@ -33,6 +33,8 @@ from receiver.sources import PayloadError, alertmanager, sentry
 log = logging.getLogger("receiver.app")
 
 Clock = Callable[[], datetime]
+# Builds the senders for the router's current config (called again after a reload).
+SenderFactory = Callable[[aiohttp.ClientSession], Mapping[Channel, Sender]]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -60,6 +62,7 @@ class Router:
     ready: bool = True
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     session: aiohttp.ClientSession | None = None
+    sender_factory: SenderFactory | None = None
     deliverer: Deliverer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,15 @@ class Router:
         )
         self.metrics.precreate_people(self.config.people)
         self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
+
+    def swap(self, config: Config) -> None:
+        """Use a new routing file from the next request on; requests in flight keep theirs."""
+        self.config = config
+        self.deliverer.policy = config.delivery
+        self.metrics.precreate_people(config.people)
+        if self.sender_factory is not None and self.session is not None:
+            self.senders = self.sender_factory(self.session)
+            self.deliverer.senders = self.senders
 
     def plan(self, group: AlertGroup) -> Plan:
         result = plan(self.config, group, self.clock())
@@ -110,7 +122,6 @@ class Router:
 
 
 ROUTER = web.AppKey("router", Router)
-SenderFactory = Callable[[aiohttp.ClientSession], Mapping[Channel, Sender]]
 # Sentry gives up on a webhook after 1 s; forwarding must answer well within that.
 SENTRY_FORWARD_TIMEOUT = 0.7
 
@@ -122,6 +133,7 @@ def create_app(router: Router, sender_factory: SenderFactory | None = None) -> w
         middlewares=[_request_context],
     )
     app[ROUTER] = router
+    router.sender_factory = sender_factory
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=50)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from receiver import __version__
@@ -30,7 +29,9 @@ from receiver.logs import Redactor, setup_logging
 from receiver.metrics import Metrics
 from receiver.model import Channel
 from receiver.oncall import shift
+from receiver.reload import Reloader
 from receiver.routing import Plan, plan
+from receiver.server import serve
 from receiver.settings import Settings, SettingsError, load_settings
 from receiver.sources import PayloadError, alertmanager, sentry
 
@@ -63,6 +64,20 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service")
     _config_arg(serve)
     serve.add_argument("--listen", default="0.0.0.0:9095", help="host:port (default %(default)s)")
+    serve.add_argument(
+        "--reload-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="check the routing file for changes this often; 0 = only on SIGHUP (default 5)",
+    )
+    serve.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after SIGTERM, answer /-/ready with 503 but keep serving this long (default 0)",
+    )
     serve.add_argument(
         "--dry-run",
         action="store_true",
@@ -232,33 +247,36 @@ def _serve(args: argparse.Namespace) -> int:
     for warning in config.warnings:
         log.warning("routing file", extra={"problem": str(warning)})
     host, port = _listen(args.listen)
-    factory = None
     if not args.dry_run:
         missing = required_secrets(config, settings)
         if missing:
             raise UsageError(
                 "missing secrets for serve (set them or use --dry-run): " + ", ".join(missing)
             )
-
-        def factory(session: aiohttp.ClientSession) -> Mapping[Channel, Sender]:
-            return vendor_senders(session, settings, config)
-
     metrics = Metrics(CollectorRegistry())
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()
     router = Router(config, settings, metrics, dry_run_senders(config.timezone), args.dry_run)
-    app = create_app(router, factory)
-    log.info(
-        "listening",
-        extra={"address": f"{host}:{port}", "dry_run": args.dry_run, "config": str(args.config)},
+
+    # Reads router.config when called, so a reload rebuilds senders for the new file.
+    def senders(session: aiohttp.ClientSession) -> Mapping[Channel, Sender]:
+        if args.dry_run:
+            return dry_run_senders(router.config.timezone)
+        return vendor_senders(session, settings, router.config)
+
+    app = create_app(router, senders)
+    reloader = Reloader(
+        args.config, router, os.environ, redactor, secrets_required=not args.dry_run
     )
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=config.delivery.deadline + 2,
-        loop=asyncio.new_event_loop(),
+    asyncio.run(
+        serve(
+            app,
+            router,
+            host,
+            port,
+            reloader=reloader,
+            reload_interval=args.reload_interval,
+            shutdown_delay=args.shutdown_delay,
+        )
     )
     return 0
