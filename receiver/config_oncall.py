@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -60,6 +60,20 @@ class TimeWindow:
         if local.date() in self.holidays or local.weekday() not in self.weekdays:
             return False
         return self.start <= local.time() < self.end
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """Whether the window was open at any moment in [start, end]."""
+        if self.contains(start) or self.contains(end):
+            return True
+        day = start.astimezone(self.timezone).date()
+        last = end.astimezone(self.timezone).date()
+        while day <= last:  # bounded by the group's lifetime, checked a day at a time
+            if day not in self.holidays and day.weekday() in self.weekdays:
+                opens = datetime.combine(day, self.start, self.timezone)
+                if start <= opens <= end:
+                    return True
+            day += timedelta(days=1)
+        return False
 
 
 def local_time(value: Any, tz: ZoneInfo) -> datetime:

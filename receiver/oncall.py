@@ -82,6 +82,11 @@ def in_window(config: Config, window: str | None, at: datetime) -> bool:
     return window is None or config.windows[window].contains(at)
 
 
+def window_was_open(config: Config, window: str | None, start: datetime, end: datetime) -> bool:
+    """True when no window is required, or the named one was open at some time in [start, end]."""
+    return window is None or config.windows[window].overlaps(start, end)
+
+
 def escalation_level(route: Route, age: float) -> int:
     """How many ladder steps a group firing for `age` seconds has reached (0 = first page)."""
     return sum(1 for step in route.escalation if age >= step.after)

@@ -19,7 +19,7 @@ from receiver.model import (
     Source,
     Status,
 )
-from receiver.oncall import escalation_level, in_window, members_of
+from receiver.oncall import escalation_level, in_window, members_of, window_was_open
 
 
 @dataclass(frozen=True)
@@ -132,21 +132,24 @@ class Ladder:
     """Where one route's share of a group stands on its escalation ladder."""
 
     start: datetime  # earliest start of the alerts that count
-    age: float  # seconds since `start`: at `now` while firing, at the end once resolved
+    end: datetime  # `now` while firing, when the last alert ended once resolved
     level: int
+
+    @property
+    def age(self) -> float:
+        return max(0.0, (self.end - self.start).total_seconds())
 
 
 def ladder(route: Route, alerts: tuple[Alert, ...], now: datetime) -> Ladder:
     """Escalation is measured from the earliest *firing* alert; a resolved group from its end."""
     firing = [a for a in alerts if a.status is Status.FIRING]
     if firing:
-        start = min(a.starts_at for a in firing)
-        age = (now - start).total_seconds()
+        start, end = min(a.starts_at for a in firing), now
     else:
         start = min(a.starts_at for a in alerts)
         end = max((a.ends_at or now for a in alerts), default=now)
-        age = (end - start).total_seconds()
-    return Ladder(start, age, escalation_level(route, max(0.0, age)))
+    age = max(0.0, (end - start).total_seconds())
+    return Ladder(start, end, escalation_level(route, age))
 
 
 def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
@@ -174,15 +177,21 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
             due = where.start + timedelta(seconds=route.level_after(level))
-            # A firing page is sent now; a resolved notice follows the pages that were sent.
-            window_time = now if firing else due
             round_ = _repeat_round(route, where, level) if firing else None
             for target in route.level_targets(level):
+                # A page goes out only while its window is open. A resolved notice goes to
+                # whoever could have been paged: the window was open at some re-send between
+                # the level falling due and the end.
                 closed = next(
                     (
                         w
                         for w in (route.window, target.window)
-                        if w is not None and not in_window(config, w, window_time)
+                        if w is not None
+                        and not (
+                            in_window(config, w, now)
+                            if firing
+                            else window_was_open(config, w, due, where.end)
+                        )
                     ),
                     None,
                 )

@@ -204,3 +204,27 @@ def test_idempotency_key_tracks_alert_state(config: Config) -> None:
     ).notifications
     assert [n.key for n in firing] == [n.key for n in again]
     assert not {n.key for n in firing} & {n.key for n in resolved}
+
+
+def test_resolved_notice_follows_a_page_sent_in_business_hours(config: Config) -> None:
+    """A warning that started before hours, was posted at 09:30 and resolved at 10:00 gets its
+    resolved notice, although the window was closed when the alert started."""
+    start = datetime(2026, 3, 16, 7, 0, tzinfo=UTC)  # Monday, before business hours
+    end = datetime(2026, 3, 16, 10, 0, tzinfo=UTC)
+    firing = Alert(Source.ALERTMANAGER, Status.FIRING, {"severity": "warning"}, {}, start, "w")
+    resolved = dataclasses.replace(firing, status=Status.RESOLVED, ends_at=end)
+    at_0930 = plan(config, group(firing), datetime(2026, 3, 16, 9, 30, tzinfo=UTC))
+    assert [(n.channel, n.recipient.address) for n in at_0930.notifications] == [
+        (Channel.SLACK, "alerts")
+    ]
+    at_1001 = plan(config, group(resolved), datetime(2026, 3, 16, 10, 1, tzinfo=UTC))
+    assert [n.status for n in at_1001.notifications] == [Status.RESOLVED]
+    # Entirely outside hours (a Saturday), nothing was posted, so no resolved notice either.
+    saturday = dataclasses.replace(
+        resolved,
+        starts_at=datetime(2026, 3, 14, 7, 0, tzinfo=UTC),
+        ends_at=datetime(2026, 3, 14, 10, 0, tzinfo=UTC),
+    )
+    assert (
+        plan(config, group(saturday), datetime(2026, 3, 14, 10, 1, tzinfo=UTC)).notifications == ()
+    )

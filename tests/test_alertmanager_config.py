@@ -1,0 +1,492 @@
+"""`oncall-router alertmanager-config`: the Alertmanager tree fits the routing file (DESIGN §5).
+
+The generated tree is checked three ways: its shape (`build()`), the real `amtool` from the
+Debian package (config check and `config routes test`), and a walk of the tree with the router's
+own matcher code compared with the router's own severity decision.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from receiver.cli import main
+from receiver.commands.alertmanager_config import (
+    DEFAULT_TOKEN_FILE,
+    DEFAULT_URL,
+    build,
+    matcher,
+    render,
+)
+from receiver.config import Config, load_config
+from receiver.matchers import Matcher, matches_all
+from receiver.model import Alert, Severity, Source, Status
+from receiver.routing import decide_severity
+from tests.helpers import ROOT, ROUTING, shipped_config
+
+_DURATION = re.compile(r"(\d+)(h|m|s)")
+_UNIT = {"h": 3600, "m": 60, "s": 1}
+# Every alias of the shipped routing.yaml, as written there (the config keeps them lowercased).
+SHIPPED_ALIASES = {
+    Severity.CRITICAL: ["P0", "SEV-1", "SEV1", "P1 - Critical", "page", "fatal", "emergency"],
+    Severity.HIGH: ["P1", "SEV-2", "SEV2", "error", "major"],
+    Severity.MEDIUM: ["P2", "SEV-3", "SEV3", "warning", "minor"],
+    Severity.LOW: ["P3", "P4", "SEV-4", "SEV4", "info", "debug", "none"],
+}
+
+
+def require(binary: str) -> str:
+    """Path of a Debian-packaged tool: skipped locally without it, a failure in CI."""
+    path = shutil.which(binary)
+    if path is None:
+        message = f"{binary} is not installed (Debian package prometheus-alertmanager)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; .ci/run installs it")
+        pytest.skip(message)
+    return path
+
+
+def seconds(text: str) -> int:
+    """An Alertmanager duration (`1h30m`) in seconds."""
+    assert re.fullmatch(r"(\d+[hms])+", text), text
+    return sum(int(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+
+
+def children(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    routes: list[dict[str, Any]] = doc["route"]["routes"]
+    return routes
+
+
+def regex_body(text: str) -> str:
+    """`severity=~"..."` -> the regex Alertmanager compiles (it anchors it at both ends)."""
+    parsed = Matcher.parse(text)
+    assert parsed.op == "=~"
+    return parsed.value
+
+
+def child_for(doc: Mapping[str, Any], label: str, severity: Severity) -> dict[str, Any]:
+    """The child route matching `label` against `severity`'s words."""
+    canonical = severity.value
+    for child in children(doc):
+        parsed = [Matcher.parse(m) for m in child.get("matchers", [])]
+        if any(m.name == label and m.op == "=~" and m.matches({label: canonical}) for m in parsed):
+            return child
+    raise AssertionError(f"no child route for {label}={canonical}")
+
+
+def first_match(doc: Mapping[str, Any], labels: Mapping[str, str]) -> int:
+    """Index of the child Alertmanager picks (first match, continue: false), with our matchers."""
+    for i, child in enumerate(children(doc)):
+        if matches_all(tuple(Matcher.parse(m) for m in child.get("matchers", [])), labels):
+            return i
+    raise AssertionError(f"no child route (not even the catch-all) takes {labels}")
+
+
+def routing_file(tmp_path: Path, aliases: Mapping[str, list[str]], extra: str = "") -> Path:
+    """A small valid routing file with these aliases."""
+    lines = ["timezone: UTC", "severity:", "  labels: [severity, priority]", "  aliases:"]
+    lines += [
+        f"    {sev}: {yaml.safe_dump(words, default_flow_style=True).strip()}"
+        for sev, words in aliases.items()
+    ]
+    lines += [
+        "people:",
+        '  alice: {phone: "+447700900101"}',
+        "routes:",
+        "  - name: everything",
+        "    targets: [{kind: sms, person: alice}]",
+        extra,
+    ]
+    path = tmp_path / "routing.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def amtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [require("amtool"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def check_config(doc_text: str, tmp_path: Path, name: str = "alertmanager.yml") -> None:
+    path = tmp_path / name
+    path.write_text(doc_text)
+    result = amtool("check-config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr + doc_text
+    assert "SUCCESS" in result.stdout
+
+
+def routes_test(path: Path, labels: Mapping[str, str]) -> str:
+    """The receiver(s) the real Alertmanager routing code picks for a label set."""
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={path}",
+        *(matcher(k, "=", v) for k, v in labels.items()),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.strip()
+
+
+# -- build() on the shipped routing.yaml --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, Any]:
+    return build(shipped_config())
+
+
+@pytest.mark.parametrize("label", ["severity", "priority"])
+@pytest.mark.parametrize("severity", list(Severity))
+def test_matchers_take_every_alias(shipped: dict[str, Any], label: str, severity: Severity) -> None:
+    """Each severity's child route matches its name and every alias, in any case, and no other."""
+    child = child_for(shipped, label, severity)
+    body = next(regex_body(m) for m in child["matchers"] if m.startswith(f"{label}=~"))
+    for word in [severity.value, *SHIPPED_ALIASES[severity]]:
+        for variant in (word, word.lower(), word.upper(), word.swapcase()):
+            assert re.fullmatch(body, variant), (body, variant)
+    for other, words in SHIPPED_ALIASES.items():
+        if other is not severity:
+            for word in [other.value, *words]:
+                assert not re.fullmatch(body, word), (body, word)
+    assert child["continue"] is False
+
+
+def test_second_label_needs_the_first_empty(shipped: dict[str, Any]) -> None:
+    """The router reads `priority` only when `severity` is empty, so does the tree."""
+    child = child_for(shipped, "priority", Severity.CRITICAL)
+    assert child["matchers"][0] == 'severity=""'
+
+
+def test_severity_rules_come_first(shipped: dict[str, Any]) -> None:
+    """severity.rules decide before labels do, in the router and in the tree."""
+    first, second = children(shipped)[:2]
+    assert first["matchers"] == ['alertname="Watchdog"']
+    assert second["matchers"] == ['alertname=~"KubeAPIDown|EtcdNoLeader"']
+    # The rule's severity decides the timers, not the alert's severity label.
+    assert (
+        second["repeat_interval"]
+        == child_for(shipped, "severity", Severity.CRITICAL)["repeat_interval"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("severity", "smallest_gap"),
+    [(Severity.CRITICAL, 15 * 60), (Severity.HIGH, 3600)],
+)
+def test_paging_repeat_fits_the_ladder(
+    shipped: dict[str, Any], severity: Severity, smallest_gap: int
+) -> None:
+    """A paging route is re-sent at most a third of its smallest step gap apart, so every
+    ladder step is reached that late at worst. Alertmanager re-sends every repeat_interval +
+    group_interval (measured in test_e2e_escalation), hence the sum."""
+    child = child_for(shipped, "severity", severity)
+    repeat, interval = seconds(child["repeat_interval"]), seconds(child["group_interval"])
+    assert interval == 60
+    assert repeat + interval == smallest_gap / 3
+    assert repeat >= 60
+    assert repeat % interval == 0
+    assert 10 <= seconds(child["group_wait"]) <= 30
+
+
+@pytest.mark.parametrize("severity", [Severity.MEDIUM, Severity.LOW])
+def test_low_urgency_is_batched(shipped: dict[str, Any], severity: Severity) -> None:
+    """Medium and low are batched hourly and re-sent rarely."""
+    child = child_for(shipped, "severity", severity)
+    assert seconds(child["group_interval"]) == 3600
+    assert seconds(child["repeat_interval"]) >= 4 * 3600
+
+
+def test_business_hours_become_time_intervals(shipped: dict[str, Any]) -> None:
+    """time_windows -> time_intervals in the window's zone; holidays are a second interval."""
+    intervals = {entry["name"]: entry["time_intervals"] for entry in shipped["time_intervals"]}
+    assert intervals["business-hours"] == [
+        {
+            "weekdays": ["monday:friday"],
+            "times": [{"start_time": "09:00", "end_time": "17:00"}],
+            "location": "Europe/London",
+        }
+    ]
+    holidays = {
+        (d["years"][0], d["months"][0], d["days_of_month"][0], d["location"])
+        for d in intervals["business-hours-holidays"]
+    }
+    assert holidays == {
+        ("2026", "december", "25", "Europe/London"),
+        ("2026", "december", "28", "Europe/London"),
+        ("2027", "january", "1", "Europe/London"),
+    }
+
+
+def test_only_windowed_routes_are_gated(shipped: dict[str, Any]) -> None:
+    """low-urgency (medium, low) has `window: business-hours`; critical and high page 24/7."""
+    for severity in Severity:
+        child = child_for(shipped, "severity", severity)
+        if severity in (Severity.MEDIUM, Severity.LOW):
+            assert child["active_time_intervals"] == ["business-hours"]
+            assert child["mute_time_intervals"] == ["business-hours-holidays"]
+        else:
+            assert "active_time_intervals" not in child
+            assert "mute_time_intervals" not in child
+
+
+def test_catch_all_takes_unknown_severity(shipped: dict[str, Any]) -> None:
+    """The last child has no matchers and the timers of severity.default (high)."""
+    last = children(shipped)[-1]
+    assert "matchers" not in last
+    high = child_for(shipped, "severity", Severity.HIGH)
+    timers = ("group_wait", "group_interval", "repeat_interval")
+    assert {k: last[k] for k in timers} == {k: high[k] for k in timers}
+    assert (
+        first_match(shipped, {"alertname": "X", "severity": "bogus"}) == len(children(shipped)) - 1
+    )
+    assert first_match(shipped, {"alertname": "X"}) == len(children(shipped)) - 1
+
+
+def test_receiver(shipped: dict[str, Any]) -> None:
+    """One webhook receiver: resolved notices on, a bounded body, a bearer token from a file."""
+    assert shipped["route"]["receiver"] == "oncall-router"
+    (receiver,) = shipped["receivers"]
+    (webhook,) = receiver["webhook_configs"]
+    assert webhook == {
+        "url": DEFAULT_URL,
+        "send_resolved": True,
+        "max_alerts": 204,
+        "http_config": {
+            "authorization": {"type": "Bearer", "credentials_file": DEFAULT_TOKEN_FILE}
+        },
+    }
+    assert all(child["receiver"] == "oncall-router" for child in children(shipped))
+
+
+def test_rendered_yaml_is_build_plus_comments() -> None:
+    """The comments never change the data: the printed YAML loads back to `build()`."""
+    config = shipped_config()
+    text = render(config, "https://router.example/webhooks/alertmanager", "/run/token")
+    assert yaml.safe_load(text) == build(
+        config, "https://router.example/webhooks/alertmanager", "/run/token"
+    )
+    assert text.startswith("# Alertmanager route, receiver and time intervals for oncall-router.")
+    assert "oncall-router alertmanager-config --config" in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    severity=st.one_of(
+        st.none(),
+        st.sampled_from(
+            [w for ws in SHIPPED_ALIASES.values() for w in ws] + ["high", "x", "", " P0"]
+        ),
+    ),
+    priority=st.one_of(st.none(), st.sampled_from(["P0", "p1", "Sev-3", "info", "nope", ""])),
+    alertname=st.sampled_from(["Watchdog", "KubeAPIDown", "EtcdNoLeader", "HighErrorRate"]),
+    case=st.sampled_from([str.lower, str.upper, str.title, str.strip]),
+)
+def test_tree_agrees_with_the_router(
+    severity: str | None, priority: str | None, alertname: str, case: Callable[[str], str]
+) -> None:
+    """For any labels, the child Alertmanager picks carries the timers of the severity the
+    router decides (the shipped severities have distinct timers, so this tells them apart)."""
+    config, doc = _shipped_pair()
+    labels = {"alertname": alertname}
+    if severity is not None:
+        labels["severity"] = case(severity)
+    if priority is not None:
+        labels["priority"] = case(priority)
+    decided = decide_severity(config, _alert(labels)).severity
+    if labels.get("severity", "").strip() != labels.get("severity", ""):
+        return  # whitespace around a value: the router strips it, the tree falls to the catch-all
+    picked = children(doc)[first_match(doc, labels)]
+    expected = child_for(doc, "severity", decided)
+    keys = ("group_wait", "group_interval", "repeat_interval", "active_time_intervals")
+    assert {k: picked.get(k) for k in keys} == {k: expected.get(k) for k in keys}, labels
+
+
+@functools.cache
+def _shipped_pair() -> tuple[Config, dict[str, Any]]:
+    config = shipped_config()
+    return config, build(config)
+
+
+def _alert(labels: Mapping[str, str]) -> Alert:
+    return Alert(
+        source=Source.ALERTMANAGER,
+        status=Status.FIRING,
+        labels=labels,
+        annotations={},
+        starts_at=datetime(2026, 3, 16, 9, 0, tzinfo=UTC),
+        fingerprint="0" * 16,
+    )
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_command_prints_build(capsys: pytest.CaptureFixture[str]) -> None:
+    """The subcommand prints `build()` for the file, with --url and --token-file applied."""
+    url, token = "http://10.0.0.7:9095/webhooks/alertmanager", "/var/run/secrets/am/token"
+    code = main(
+        ["alertmanager-config", "--config", str(ROUTING), "--url", url, "--token-file", token]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert yaml.safe_load(out) == build(shipped_config(), url, token)
+    assert f"Generated from {ROUTING}" in out
+    assert f"--url {url} --token-file {token}" in out
+
+
+def test_command_refuses_a_url_without_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    """Alertmanager 0.25 refuses a webhook URL without http(s)://; say so before it does."""
+    code = main(["alertmanager-config", "--config", str(ROUTING), "--url", "oncall-router:9095"])
+    assert code == 2
+    assert "--url 'oncall-router:9095'" in capsys.readouterr().err
+
+
+def test_short_ladder_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ladder step shorter than a minute cannot be honoured by Alertmanager: say so."""
+    path = routing_file(
+        tmp_path,
+        {"critical": ["P0"]},
+        "    escalation: [{after: 30s, targets: [{kind: sms, person: alice}]}]",
+    )
+    assert main(["alertmanager-config", "--config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: critical: a ladder gap of 30s is shorter than" in captured.err
+    assert "# WARNING: critical: a ladder gap of 30s" in captured.out
+
+
+MIXED_WINDOWS = "\n".join(
+    [
+        "    severity: [critical, high, medium]",
+        "  - name: low-a",
+        "    severity: [low]",
+        "    matchers: ['team=\"a\"']",
+        "    window: office",
+        "    targets: [{kind: sms, person: alice}]",
+        "  - name: low-b",
+        "    severity: [low]",
+        "    window: night",
+        "    targets: [{kind: sms, person: alice}]",
+        "time_windows:",
+        "  office: {weekdays: [monday-wednesday, friday, sunday], hours: '09:00-17:00'}",
+        "  night: {hours: '20:00-24:00', timezone: America/New_York, holidays: [2026-07-04]}",
+    ]
+)
+
+
+def test_mixed_windows_are_left_to_the_router(tmp_path: Path) -> None:
+    """Two routes with different windows for one severity: Alertmanager cannot express
+    "A's hours or B's", so that severity is not gated in the tree (the router gates it)."""
+    doc = build(load_config(routing_file(tmp_path, {}, MIXED_WINDOWS), {}))
+    low = child_for(doc, "severity", Severity.LOW)
+    assert "active_time_intervals" not in low
+    intervals = {entry["name"]: entry["time_intervals"] for entry in doc["time_intervals"]}
+    assert intervals["office"][0]["weekdays"] == ["monday:wednesday", "friday", "sunday"]
+    assert intervals["night"] == [
+        {
+            "weekdays": ["monday:friday"],  # the routing file's default weekdays
+            "times": [{"start_time": "20:00", "end_time": "24:00"}],
+            "location": "America/New_York",
+        }
+    ]
+    assert intervals["night-holidays"][0]["months"] == ["july"]
+
+
+# -- the real amtool ---------------------------------------------------------------------------
+
+
+def test_amtool_accepts_the_shipped_config(tmp_path: Path) -> None:
+    """The printed YAML, alone and completed with a `global:` section, passes amtool 0.25."""
+    printed = subprocess.run(
+        [sys.executable, "-m", "receiver", "alertmanager-config", "--config", str(ROUTING)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    ).stdout
+    check_config(printed, tmp_path, "alone.yml")
+    check_config("global:\n  resolve_timeout: 5m\n" + printed, tmp_path, "with-global.yml")
+
+
+def test_amtool_accepts_other_windows(tmp_path: Path) -> None:
+    """Split weekdays, a span to 24:00, another zone and holidays: amtool accepts them."""
+    check_config(render(load_config(routing_file(tmp_path, {}, MIXED_WINDOWS), {})), tmp_path)
+
+
+TRICKY = {
+    "critical": ["P1 - Critical", "sev.1", "c++", "(urgent)", "a|b", "[x]", "^up$", 'say "hi"'],
+    "high": ["P1", "back\\slash", "50%", "{2}", "ÉLEVÉ", "x?"],
+    "medium": ["p2 (minor)", "*"],
+    "low": ["p3.", "$"],
+}
+# Strings an unescaped alias regex would wrongly take, with the severity the router gives them.
+NEAR_MISSES = [
+    "p1 - criticalx",
+    "sevx1",
+    "c",
+    "cc",
+    "urgent",
+    "a",
+    "b",
+    "x",
+    "up",
+    "say hi",
+    "backslash",
+    "back\\\\slash",
+    "5",
+    "xx",
+    "",
+    "p2 minor",
+    "p3x",
+    "anything",
+]
+
+
+def test_tricky_aliases_pass_amtool_and_match_exactly(tmp_path: Path) -> None:
+    """Aliases with spaces, dots, +, parentheses, |, brackets, anchors, quotes and backslashes:
+    amtool accepts the tree, and the real Alertmanager routing (amtool config routes test) and
+    Python's `re` on the regex body both take exactly the words the router maps there."""
+    config = load_config(routing_file(tmp_path, TRICKY), {})
+    doc = build(config)
+    check_config(render(config), tmp_path)
+
+    # A copy with one receiver per child tells which child Alertmanager picked.
+    labelled = build(config)
+    for i, child in enumerate(children(labelled)):
+        child["receiver"] = f"child-{i}"
+    labelled["receivers"] += [{"name": f"child-{i}"} for i in range(len(children(labelled)))]
+    probe = tmp_path / "probe.yml"
+    probe.write_text(yaml.safe_dump(labelled, allow_unicode=True))
+
+    words = [w for ws in TRICKY.values() for w in ws]
+    for value in [*words, *(w.upper() for w in words), *NEAR_MISSES]:
+        decided = decide_severity(config, _alert({"severity": value}))
+        expected = (
+            len(children(doc)) - 1
+            if decided.defaulted
+            else children(doc).index(child_for(doc, "severity", decided.severity))
+        )
+        assert first_match(doc, {"severity": value}) == expected, value
+        assert routes_test(probe, {"severity": value}) == f"child-{expected}", value
+        body = regex_body(child_for(doc, "severity", decided.severity)["matchers"][0])
+        assert bool(re.fullmatch(body, value)) is not decided.defaulted, (body, value)
