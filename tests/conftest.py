@@ -6,7 +6,7 @@ import contextlib
 import importlib
 import warnings
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.alertmanager_process"]
 
 # On a failure hypothesis imports libcst to suggest an @example patch; libcst's import warns
 # (mypy_extensions.TypedDict) and `filterwarnings = error` turns the failure report into an

@@ -9,20 +9,15 @@ paged only because Alertmanager re-sent the group.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
-import socket
-import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
-import pytest
-import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
@@ -32,10 +27,10 @@ from receiver.channels.registry import vendor_senders
 from receiver.commands.alertmanager_config import build
 from receiver.config import load_config
 from receiver.metrics import Metrics
+from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.twilio import TEST_ACCOUNT_SID
 from tests.helpers import metric
-from tests.test_alertmanager_config import require
 from tests.test_delivery import settings_for
 
 PRIMARY, SECONDARY, TECH_LEAD, BYSTANDER = (
@@ -100,118 +95,6 @@ def shorten_timers(route: dict[str, Any]) -> None:
         )
     for child in route.get("routes", []):
         shorten_timers(child)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclasses.dataclass
-class Alertmanager:
-    """One `prometheus-alertmanager` process on loopback, gossip off, state in a temp dir."""
-
-    binary: str
-    workdir: Path
-    port: int = dataclasses.field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_file: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, config: dict[str, Any]) -> None:
-        path = self.workdir / "alertmanager.yml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        (self.workdir / "data").mkdir()
-        self.log_file = (self.workdir / "alertmanager.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={path}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",  # empty: no gossip, no peers to wait for
-                "--log.level=warn",
-            ],
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        async with asyncio.timeout(15):
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    pytest.fail(
-                        f"alertmanager exited with {self.process.returncode}:\n{self.log()}"
-                    )
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/-/ready") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-
-    def log(self) -> str:
-        path = self.workdir / "alertmanager.log"
-        return path.read_text(errors="replace") if path.exists() else "(no log)"
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self.log_file is not None:
-            self.log_file.close()
-
-    @contextlib.contextmanager
-    def log_on_failure(self) -> Iterator[None]:
-        """On any failure, show Alertmanager's own log with the test's output."""
-        try:
-            yield
-        except BaseException:
-            print(f"--- alertmanager log ---\n{self.log()}")
-            raise
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
-    am = Alertmanager(require("prometheus-alertmanager"), tmp_path)
-    try:
-        yield am
-    finally:
-        am.stop()  # always, whatever the test did
-
-
-async def until(
-    what: str, done: Callable[[], bool], within: float, status: Callable[[], str]
-) -> None:
-    """Poll (the fakes record as requests arrive) until `done`, or fail saying what was seen."""
-    deadline = time.monotonic() + within
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {within:g}s waiting for {what}; {status()}")
-        await asyncio.sleep(0.05)
-
-
-async def post_alert(
-    session: aiohttp.ClientSession, am: Alertmanager, labels: dict[str, str], **times: datetime
-) -> None:
-    body = [
-        {
-            "labels": labels,
-            "annotations": {"summary": "disk full on e2e-db-1"},
-            **{key: value.isoformat() for key, value in times.items()},
-        }
-    ]
-    async with session.post(f"{am.url}/api/v2/alerts", json=body) as response:
-        assert response.status == 200, await response.text()
 
 
 async def test_alertmanager_resends_drive_the_ladder(
