@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -28,37 +28,58 @@ def _aware(naive: datetime, tz: ZoneInfo) -> datetime:
 
 
 def _scheduled(rotation: Rotation, at: datetime, tz: ZoneInfo) -> tuple[str, datetime]:
-    """The rotation's own schedule: holder and end of the turn, in local wall-clock time."""
+    """The rotation's own schedule: holder and end of the turn.
+
+    Turns are counted in local wall-clock time, then checked against the real instants of the
+    handoffs either side, so a handoff inside a skipped or repeated DST hour is still exact.
+    """
+    at = at.astimezone(UTC)
     local = at.astimezone(tz).replace(tzinfo=None)
-    elapsed = (local - rotation.handoff).total_seconds()
-    turn = math.floor(elapsed / rotation.turn)
+    turn = math.floor((local - rotation.handoff).total_seconds() / rotation.turn)
+
+    def boundary(k: int) -> datetime:
+        naive = rotation.handoff + timedelta(seconds=k * rotation.turn)
+        return _aware(naive, tz).astimezone(UTC)
+
+    while at < boundary(turn):
+        turn -= 1
+    while at >= boundary(turn + 1):
+        turn += 1
     members = rotation.members
-    person = members[(turn + rotation.offset) % len(members)]
-    end = rotation.handoff + timedelta(seconds=(turn + 1) * rotation.turn)
-    return person, _aware(end, tz)
+    return members[(turn + rotation.offset) % len(members)], boundary(turn + 1).astimezone(tz)
 
 
 def shift(config: Config, name: str, at: datetime) -> Shift:
+    """Who holds the rotation at `at`, until the next moment someone else does, and who that is."""
     rotation = config.rotations[name]
     tz = config.timezone
-    person, until = _scheduled(rotation, at, tz)
-    active = None
-    for override in rotation.overrides:
-        if override.start <= at < override.end:
-            active = override  # the last one listed wins
-        elif at < override.start < until:
-            until = override.start  # an override starts before the turn ends
-    if active is not None:
-        person, until = active.person, min(until, active.end)
-    following = _holder(rotation, until, tz)
-    return Shift(person, until, following, override=active is not None)
+    at = at.astimezone(UTC)  # datetimes in one zone compare by wall clock; instants do not lie
+    person = _holder(rotation, at, tz)
+    override = any(o.start <= at < o.end for o in rotation.overrides)
+    _, turn_end = _scheduled(rotation, at, tz)
+    # Where the holder can change: turn ends and override edges. Walk them in order, up to a
+    # full cycle past the last override edge, to the first one where someone else holds it.
+    edges = {e.astimezone(UTC) for o in rotation.overrides for e in (o.start, o.end) if e > at}
+    horizon = max(edges, default=turn_end.astimezone(UTC))
+    end, cycle = turn_end.astimezone(UTC), len(rotation.members)
+    while end < horizon or cycle > 0:
+        edges.add(end)
+        if end >= horizon:
+            cycle -= 1
+        end = _scheduled(rotation, end, tz)[1].astimezone(UTC)
+    for edge in sorted(edges):
+        following = _holder(rotation, edge, tz)
+        if following != person:
+            return Shift(person, edge.astimezone(tz), following, override=override)
+    return Shift(person, turn_end, person, override=override)  # one member: nobody else
 
 
 def _holder(rotation: Rotation, at: datetime, tz: ZoneInfo) -> str:
+    at = at.astimezone(UTC)
     person, _ = _scheduled(rotation, at, tz)
     for override in rotation.overrides:
         if override.start <= at < override.end:
-            person = override.person
+            person = override.person  # the last one listed wins
     return person
 
 

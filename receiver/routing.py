@@ -236,6 +236,7 @@ def idempotency_key(
 ) -> str:
     """Same group, alert set and states, level (and repeat round) and target: the same send."""
     states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
-    step = str(level) if round_ is None else f"{level}.{round_}"
+    # Round 0 of a repeating level is the level's first page: same key as once it is passed.
+    step = f"{level}.{round_}" if round_ else str(level)
     parts = [group.source.value, group.group_key, *states, step, str(target), recipient.address]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

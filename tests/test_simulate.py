@@ -1,0 +1,234 @@
+"""`oncall-router simulate`: an alert's timeline on the shipped routing file, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver.cli import main
+from tests.helpers import ROUTING
+
+CRITICAL = "alertname=HighErrorRate,severity=critical,service=payments-api"
+
+
+def simulate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["simulate", "--config", str(ROUTING), *args])
+    return code, capsys.readouterr().out
+
+
+def blocks(out: str) -> dict[str, list[str]]:
+    """The text timeline split by step: `+15m` -> the lines under it."""
+    steps: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in out.splitlines():
+        if m := re.match(r"^(\+\w+)\s", line):
+            current = steps.setdefault(m[1], [])
+        elif current is not None and line.startswith("        "):
+            current.append(line.strip())
+        else:
+            current = None
+    return steps
+
+
+def paged(lines: list[str]) -> set[tuple[str, str]]:
+    """(channel, person id or #channel) of each page line of a step."""
+    return {
+        (parts[0], parts[1])
+        for line in lines
+        if (parts := line.split()) and parts[0] in ("slack", "sms", "call", "email")
+    }
+
+
+@pytest.mark.parametrize(
+    ("at", "primary", "secondary"),
+    [
+        # Monday 16 March: week 9 since the 12 January handoff -> alice, with bob behind her.
+        ("2026-03-16T10:00", "alice", "bob"),
+        # A week later the rotation has moved on by one.
+        ("2026-03-24T10:00", "bob", "dave"),
+    ],
+)
+def test_critical_weekday_timeline(
+    capsys: pytest.CaptureFixture[str], at: str, primary: str, secondary: str
+) -> None:
+    """Primary at +0, secondary at +15m, tech lead +30m, EM +1h, CTO +2h, each step at the
+    time it falls due."""
+    code, out = simulate(capsys, "--labels", CRITICAL, "--at", at)
+    assert code == 0
+    assert "Severity: critical (label severity='critical' is critical)" in out
+    assert "Routes:   critical" in out
+    steps = blocks(out)
+    assert list(steps) == ["+0m", "+15m", "+30m", "+1h", "+2h"]
+    assert paged(steps["+0m"]) == {
+        ("slack", "#incidents"),
+        ("sms", primary),
+        ("call", primary),
+        ("email", "carol"),
+        ("email", "erin"),
+    }
+    assert paged(steps["+15m"]) == {("sms", secondary), ("call", secondary)}
+    assert paged(steps["+30m"]) == {("sms", "carol"), ("call", "carol")}
+    assert paged(steps["+1h"]) == {("sms", "erin"), ("call", "erin")}
+    assert paged(steps["+2h"]) == {("sms", "frank"), ("call", "frank")}
+    day = at[:10]
+    assert re.search(rf"^\+15m\s+\w{{3}} {day} 10:15 GMT  critical level 1$", out, re.M)
+    assert re.search(rf"^\+2h\s+\w{{3}} {day} 12:00 GMT  critical level 4$", out, re.M)
+    assert any(
+        line.startswith(f"sms    {secondary} ") and line.endswith("rotation secondary")
+        for line in steps["+15m"]
+    )
+    assert "skipped" not in out
+
+
+def test_handoff_during_escalation_pages_the_incoming_secondary(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Fired Monday 08:50 BST, just before the 09:00 handoff (in summer time): level 0 goes to
+    the outgoing primary, level 1 (09:05) to the secondary of the new week."""
+    code, out = simulate(capsys, "--labels", CRITICAL, "--at", "2026-03-30T08:50", "--json")
+    assert code == 0
+    timeline = json.loads(out)["timeline"]
+    assert timeline[0]["at"] == "2026-03-30T08:50:00+01:00"
+    assert {(p["channel"], p["recipient"]) for p in timeline[0]["pages"]} >= {
+        ("sms", "bob"),
+        ("call", "bob"),
+    }
+    assert {(p["channel"], p["recipient"]) for p in timeline[1]["pages"]} == {
+        ("sms", "alice"),
+        ("call", "alice"),
+    }
+
+
+def test_warning_on_saturday_is_held_for_business_hours(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = simulate(
+        capsys, "--labels", "alertname=DiskFilling,severity=warning", "--at", "2026-03-21T10:00"
+    )
+    assert code == 0
+    assert "Severity: medium (label severity='warning' is an alias of medium)" in out
+    assert "Routes:   low-urgency (only in business-hours)" in out
+    assert blocks(out)["+0m"] == [
+        "skipped slack to channel alerts: outside business-hours, opens Mon 2026-03-23 09:00 GMT",
+        "nobody new is paged now",
+    ]
+
+
+def test_warning_on_a_weekday_goes_to_slack(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = simulate(
+        capsys, "--labels", "alertname=DiskFilling,severity=warning", "--at", "2026-03-20T16:59"
+    )
+    assert code == 0
+    assert paged(blocks(out)["+0m"]) == {("slack", "#alerts")}
+    assert "skipped" not in out
+
+
+def test_json_structure(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = simulate(capsys, "--labels", CRITICAL, "--at", "2026-03-16T10:00", "--json")
+    assert code == 0
+    data: dict[str, Any] = json.loads(out)
+    assert data["start"] == "2026-03-16T10:00:00+00:00"
+    assert data["labels"] == {
+        "alertname": "HighErrorRate",
+        "severity": "critical",
+        "service": "payments-api",
+    }
+    assert (data["severity"], data["severity_defaulted"]) == ("critical", False)
+    assert [r["name"] for r in data["routes"]] == ["critical"]
+    assert [s["after_seconds"] for s in data["routes"][0]["steps"]] == [0, 900, 1800, 3600, 7200]
+    timeline = data["timeline"]
+    assert [s["after"] for s in timeline] == ["+0m", "+15m", "+30m", "+1h", "+2h"]
+    assert [s["at"] for s in timeline][1] == "2026-03-16T10:15:00+00:00"
+    assert [s["levels"] for s in timeline][4] == [{"route": "critical", "level": 4}]
+    first = timeline[0]["pages"][1]
+    assert set(first) == {"route", "level", "channel", "recipient", "to", "target", "key", "name"}
+    assert first == first | {
+        "route": "critical",
+        "level": 0,
+        "channel": "sms",
+        "recipient": "alice",
+        "to": "+447700900101",
+        "target": "sms:rotation:primary",
+        "name": "Alice Archer",
+    }
+    keys = [p["key"] for s in timeline for p in s["pages"]]
+    assert len(keys) == len(set(keys)) == 13  # 5 at level 0, then 2 per step
+    assert all(s["skipped"] == [] and s["notes"] == [] for s in timeline)
+
+
+def test_json_with_rendered_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = simulate(
+        capsys, "--labels", CRITICAL, "--at", "2026-03-16T10:00", "--json", "--text"
+    )
+    assert code == 0
+    sms = json.loads(out)["timeline"][0]["pages"][1]
+    assert sms["text"].startswith("CRIT HighErrorRate @ payments-api: simulated alert")
+
+
+def test_json_skip_names_the_window(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = simulate(capsys, "--labels", "severity=info", "--at", "2026-12-25T11:00", "--json")
+    assert code == 0
+    step = json.loads(out)["timeline"][0]
+    assert step["pages"] == []
+    assert step["skipped"] == [
+        {
+            "route": "low-urgency",
+            "level": 0,
+            "target": "slack:channel:alerts",
+            "window": "business-hours",
+            # Christmas is a Friday, the 28th a holiday too: Tuesday the 29th.
+            "window_opens": "2026-12-29T09:00:00+00:00",
+        }
+    ]
+
+
+def test_default_severity_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = simulate(capsys, "--labels", "alertname=Mystery", "--at", "2026-03-16T10:00")
+    assert code == 0
+    assert "Severity: high (no severity label (severity, priority); default high)" in out
+    assert paged(blocks(out)["+0m"]) == {("slack", "#alerts"), ("email", "alice")}
+    assert paged(blocks(out)["+1h"]) == {("sms", "alice"), ("email", "bob")}
+
+
+def test_repeat_rounds_and_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A route with `repeat` shows each round; someone reached twice is noted, not dropped."""
+    config = tmp_path / "routing.yaml"
+    config.write_text(
+        """\
+timezone: Europe/London
+people:
+  alice: {phone: "+447700900101"}
+  bob: {phone: "+447700900102"}
+groups:
+  everyone: [alice, bob]
+routes:
+  - name: pager
+    repeat: 10m
+    targets: [{kind: sms, person: alice}]
+    escalation:
+      - after: 25m
+        targets: [{kind: sms, group: everyone}]
+"""
+    )
+    argv = ["simulate", "--config", str(config), "--labels", "alertname=X"]
+    assert main([*argv, "--at", "2026-03-16T10:00"]) == 0
+    steps = blocks(capsys.readouterr().out)
+    assert list(steps) == ["+0m", "+10m", "+20m", "+25m", "+35m", "+45m"]
+    assert paged(steps["+10m"]) == {("sms", "alice")}
+    assert paged(steps["+35m"]) == {("sms", "bob")}
+    assert (
+        "note: sms to group everyone: alice already paged by sms (pager level 0)" in (steps["+25m"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [("severity", "'severity' is not k=v"), ("=x", "'=x' is not k=v"), (",", "at least one")],
+)
+def test_bad_labels(capsys: pytest.CaptureFixture[str], labels: str, message: str) -> None:
+    assert main(["simulate", "--config", str(ROUTING), "--labels", labels]) == 2
+    assert message in capsys.readouterr().err
