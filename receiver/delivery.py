@@ -192,7 +192,8 @@ class Deliverer:
             self.metrics.latency.labels(channel).observe(time.perf_counter() - started)
 
     def _delivered(self, n: Notification) -> None:
-        if n.status is Status.FIRING and n.firing:
+        # The first page only: escalation pages are late by design.
+        if n.level == 0 and n.status is Status.FIRING and n.firing:
             age = (self.wall_clock() - min(a.starts_at for a in n.firing)).total_seconds()
             self.metrics.alert_to_page.labels(n.severity.value).observe(max(0.0, age))
 

@@ -37,8 +37,8 @@ FAILURE_REASONS = (
 )
 # Sub-second buckets: handling is fast, vendor calls take tens to hundreds of ms.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20)
-# Alert start to page: from seconds (a fresh alert) to hours (an escalation).
-_AGE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+# Alert start to first page: seconds (critical) up to days (low waits for the next business day).
+_AGE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
 
 
 class Metrics:
@@ -129,7 +129,7 @@ class Metrics:
         )
         self.alert_to_page = Histogram(
             f"{p}_alert_to_page_seconds",
-            "Time from an alert's start to a delivered page, by severity.",
+            "Time from an alert's start to its first delivered page (level 0), by severity.",
             ["severity"],
             buckets=_AGE_BUCKETS,
             registry=registry,

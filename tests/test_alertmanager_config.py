@@ -179,7 +179,10 @@ def test_second_label_needs_the_first_empty(shipped: dict[str, Any]) -> None:
 
 def test_severity_rules_come_first(shipped: dict[str, Any]) -> None:
     """severity.rules decide before labels do, in the router and in the tree."""
-    first, second = children(shipped)[:2]
+    heartbeat, first, second = children(shipped)[:3]
+    assert heartbeat["matchers"] == ['alertname="Watchdog"']
+    assert (heartbeat["repeat_interval"], heartbeat["group_interval"]) == ("4m", "1m")
+    assert "active_time_intervals" not in heartbeat  # the switch must beat at night too
     assert first["matchers"] == ['alertname="Watchdog"']
     assert second["matchers"] == ['alertname=~"KubeAPIDown|EtcdNoLeader"']
     # The rule's severity decides the timers, not the alert's severity label.
@@ -316,6 +319,9 @@ def test_tree_agrees_with_the_router(
     if labels.get("severity", "").strip() != labels.get("severity", ""):
         return  # whitespace around a value: the router strips it, the tree falls to the catch-all
     picked = children(doc)[first_match(doc, labels)]
+    if alertname == "Watchdog":
+        assert picked == children(doc)[0]  # the dead man's switch route, whatever its severity
+        return
     expected = child_for(doc, "severity", decided)
     keys = ("group_wait", "group_interval", "repeat_interval", "active_time_intervals")
     assert {k: picked.get(k) for k in keys} == {k: expected.get(k) for k in keys}, labels

@@ -280,9 +280,27 @@ def _child(matchers: list[str], cls: SeverityClass) -> dict[str, Any]:
     return route
 
 
+# The dead man's switch: Prometheus's always-firing Watchdog must reach the router every few
+# minutes at any hour (deploy/prometheus/rules.yml alerts when it stops), whatever its severity.
+HEARTBEAT = {
+    "receiver": RECEIVER,
+    "matchers": ['alertname="Watchdog"'],
+    "continue": False,
+    "group_wait": "0s",
+    "group_interval": "1m",
+    "repeat_interval": "4m",
+}
+
+
 def _children(config: Config) -> list[_Child]:
     classes = {s: severity_class(config, s) for s in Severity}
-    out = []
+    out = [
+        _Child(
+            "dead man's switch: the always-firing Watchdog, re-sent every 5m at any hour; "
+            "OncallRouterWebhooksNotArriving fires when it stops arriving",
+            dict(HEARTBEAT),
+        )
+    ]
     for rule in config.severity.rules:
         cls = classes[rule.severity]
         matchers = [_am_matcher(m) for m in rule.matchers]
