@@ -42,10 +42,16 @@ ROUTING_V2 = ROUTING_V1.replace(
 class Service:
     proc: asyncio.subprocess.Process
     url: str
+    terminated: bool = False
+
+    def terminate(self) -> None:
+        """One SIGTERM, as Kubernetes sends (a second one during exit would kill the process)."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.terminated = True
 
     async def stop(self) -> tuple[int, str, str]:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if not self.terminated:
+            self.terminate()
         out, err = await asyncio.wait_for(self.proc.communicate(), 30)
         assert self.proc.returncode is not None
         return self.proc.returncode, out.decode(), err.decode()
@@ -112,7 +118,7 @@ async def test_sigterm_turns_ready_off_then_exits_cleanly(
     config = tmp_path / "routing.yaml"
     config.write_text(ROUTING_V1)
     service = await start(config, "--dry-run", "--shutdown-delay", "2")
-    service.proc.send_signal(signal.SIGTERM)
+    service.terminate()
     await asyncio.sleep(0.3)
     async with session.get(f"{service.url}/-/ready") as r:
         assert r.status == 503
@@ -139,7 +145,7 @@ async def test_in_flight_delivery_finishes(
         )
     )
     await fake_slack.wait_for_requests(1)
-    service.proc.send_signal(signal.SIGTERM)
+    service.terminate()
     response = await post
     assert response.status == 200
     assert (await response.json())["notifications"][0]["outcome"] == "delivered"
@@ -162,7 +168,7 @@ async def test_background_sentry_delivery_is_drained(
     headers = {**JSON, "Sentry-Hook-Resource": "issue", "Sentry-Hook-Signature": signature}
     async with session.post(f"{service.url}/webhooks/sentry", data=body, headers=headers) as r:
         assert r.status == 202
-    service.proc.send_signal(signal.SIGTERM)
+    service.terminate()
     code, _, err = await service.stop()
     assert code == 0, err
     assert len(fake_slack.requests) == 1
