@@ -22,7 +22,7 @@ from tenacity import (
 from receiver.channels.base import DeliveryError, Sender
 from receiver.config import Delivery
 from receiver.dedupe import DedupeStore, MemoryDedupe
-from receiver.metrics import Metrics
+from receiver.metrics import ChannelCounters, Metrics
 from receiver.model import Channel, Notification, Status
 from receiver.ratelimit import Pacer
 
@@ -71,6 +71,10 @@ class Deliverer:
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _inflight: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
 
+    @property
+    def _counters(self) -> dict[str, ChannelCounters]:
+        return self.metrics.by_channel
+
     def __post_init__(self) -> None:
         if self.dedupe is None:
             self.dedupe = MemoryDedupe(self.policy.dedupe_ttl, self.policy.dedupe_max_entries)
@@ -87,13 +91,13 @@ class Deliverer:
         """One send per idempotency key, even when an HA pair posts the same group twice at once."""
         channel = n.channel.value
         if await self.dedupe.seen(n.key):
-            self.metrics.deduplicated.labels(channel).inc()
+            self._counters[channel].deduplicated.inc()
             return Result(n, Outcome.DEDUPLICATED)
         running = self._inflight.get(n.key)
         if running is not None:
             first = await asyncio.shield(running)
             if first.outcome in (Outcome.DELIVERED, Outcome.DEDUPLICATED):
-                self.metrics.deduplicated.labels(channel).inc()
+                self._counters[channel].deduplicated.inc()
                 return Result(n, Outcome.DEDUPLICATED)
             return first
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -114,13 +118,13 @@ class Deliverer:
 
     async def _send(self, n: Notification, latest: float) -> Result:
         channel = n.channel.value
-        self.metrics.notifications.labels(channel, n.severity.value).inc()
+        self.metrics.sent[channel, n.severity.value].inc()
         interval = self.policy.rate_limits.get(n.channel, 0.0)
         if interval > 0:
             pacing_key = f"{channel}:{n.recipient.address}"
             delay = self.pacer.reserve(pacing_key, interval, latest)
             if delay is None:
-                self.metrics.rate_limited.labels(channel).inc()
+                self._counters[channel].rate_limited.inc()
                 return self._failed(
                     n,
                     DeliveryError(
@@ -129,25 +133,40 @@ class Deliverer:
                     0,
                 )
             if delay > 0:
-                self.metrics.rate_limited.labels(channel).inc()
+                self._counters[channel].rate_limited.inc()
                 await asyncio.sleep(delay)
-        attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception(_retryable),
-                stop=stop_after_attempt(self.policy.attempts)
-                | stop_after_delay(max(0.0, latest - time.monotonic())),
-                wait=self._wait(latest),
-                before_sleep=lambda _: self.metrics.retries.labels(channel).inc(),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    await self._attempt(n, latest)
-        except DeliveryError as e:
-            return self._failed(n, e, attempts)
+            # The first try skips tenacity: most sends succeed, and its set-up costs per send.
+            await self._attempt(n, latest)
+            attempts = 1
+        except DeliveryError as first:
+            tries = [1]
+            try:
+                await self._retry(n, latest, first, tries)
+            except DeliveryError as e:
+                return self._failed(n, e, tries[0])
+            attempts = tries[0]
         self._delivered(n)
         return Result(n, Outcome.DELIVERED, attempts=attempts)
+
+    async def _retry(
+        self, n: Notification, latest: float, first: DeliveryError, tries: list[int]
+    ) -> None:
+        """Tenacity takes over after a failed first try: backoff, Retry-After, the limits."""
+        channel = n.channel.value
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.policy.attempts)
+            | stop_after_delay(max(0.0, latest - time.monotonic())),
+            wait=self._wait(latest),
+            before_sleep=lambda _: self._counters[channel].retries.inc(),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first  # already tried: tenacity decides whether and when to go again
+                tries[0] += 1
+                await self._attempt(n, latest)
 
     def _wait(self, latest: float) -> Callable[[RetryCallState], float]:
         backoff = wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2)
@@ -168,28 +187,28 @@ class Deliverer:
 
     async def _attempt(self, n: Notification, latest: float) -> None:
         channel = n.channel.value
-        self.metrics.requests.labels(channel).inc()
+        self._counters[channel].requests.inc()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(max(0.0, latest - time.monotonic())):
                 await self.senders[n.channel].send(n)
         except TimeoutError:
-            self.metrics.requests_failed.labels(channel).inc()
+            self._counters[channel].requests_failed.inc()
             raise DeliveryError(
                 "deadlineExceeded", "no answer before the deadline", retryable=True
             ) from None
         except DeliveryError:
-            self.metrics.requests_failed.labels(channel).inc()
+            self._counters[channel].requests_failed.inc()
             raise
         except Exception as e:
             # A bug of ours (rendering, say) must cost one target, not the whole webhook.
-            self.metrics.requests_failed.labels(channel).inc()
+            self._counters[channel].requests_failed.inc()
             log.exception("sender crashed", extra={"channel": channel, "route": n.route})
             raise DeliveryError(
                 "other", f"internal error: {type(e).__name__}", retryable=False
             ) from None
         finally:
-            self.metrics.latency.labels(channel).observe(time.perf_counter() - started)
+            self._counters[channel].latency.observe(time.perf_counter() - started)
 
     def _delivered(self, n: Notification) -> None:
         # The first page only: escalation pages are late by design.

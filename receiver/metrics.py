@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -39,6 +40,18 @@ FAILURE_REASONS = (
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20)
 # Alert start to first page: seconds (critical) up to days (low waits for the next business day).
 _AGE_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
+
+
+@dataclass(frozen=True)
+class ChannelCounters:
+    """One channel's series, looked up once: `labels()` per send is measurable at load."""
+
+    requests: Counter
+    requests_failed: Counter
+    latency: Histogram
+    retries: Counter
+    deduplicated: Counter
+    rate_limited: Counter
 
 
 class Metrics:
@@ -169,19 +182,20 @@ class Metrics:
                 self.unrouted.labels(source.value, severity.value)
                 for status in Status:
                     self.alerts.labels(source.value, severity.value, status.value)
+        self.by_channel: dict[str, ChannelCounters] = {}
+        self.sent: dict[tuple[str, str], Counter] = {}
         for channel in Channel:
             c = channel.value
-            for metric in (
-                self.requests,
-                self.requests_failed,
-                self.latency,
-                self.retries,
-                self.deduplicated,
-                self.rate_limited,
-            ):
-                metric.labels(c)
+            self.by_channel[c] = ChannelCounters(
+                self.requests.labels(c),
+                self.requests_failed.labels(c),
+                self.latency.labels(c),
+                self.retries.labels(c),
+                self.deduplicated.labels(c),
+                self.rate_limited.labels(c),
+            )
             for severity in Severity:
-                self.notifications.labels(c, severity.value)
+                self.sent[c, severity.value] = self.notifications.labels(c, severity.value)
                 for reason in FAILURE_REASONS:
                     self.notifications_failed.labels(c, severity.value, reason)
         for severity in Severity:
