@@ -52,6 +52,20 @@ class Person:
     email: str | None = None
     slack: str | None = None
 
+    def address(self, channel: Channel) -> str | None:
+        """Where this person is reached on a channel (None if the file gives no such contact)."""
+        value: str | None = getattr(self, CONTACT_FIELD[channel])
+        return value
+
+
+# The Person field each channel needs.
+CONTACT_FIELD: Mapping[Channel, str] = {
+    Channel.SMS: "phone",
+    Channel.CALL: "phone",
+    Channel.EMAIL: "email",
+    Channel.SLACK: "slack",
+}
+
 
 @dataclass(frozen=True)
 class SlackDestination:
@@ -468,12 +482,7 @@ def _slack(r: Reader, top: LineDict) -> dict[str, SlackDestination]:
 
 
 _TARGET_REFS: tuple[RefKind, ...] = ("person", "group", "rotation", "channel")
-_NEEDS: dict[Channel, tuple[str, str]] = {
-    Channel.SMS: ("phone", "a phone number"),
-    Channel.CALL: ("phone", "a phone number"),
-    Channel.EMAIL: ("email", "an email address"),
-    Channel.SLACK: ("slack", "a Slack user id"),
-}
+_CONTACT_WHAT = {"phone": "a phone number", "email": "an email address", "slack": "a Slack user id"}
 
 
 def _routes(
@@ -697,10 +706,11 @@ def _check_reachable(
     members: tuple[str, ...],
     people: Mapping[str, Person],
 ) -> None:
-    attr, what = _NEEDS[kind]
+    attr = CONTACT_FIELD[kind]
+    what = _CONTACT_WHAT[attr]
     for pid in members:
         person = people.get(pid)
-        if person is not None and not getattr(person, attr):
+        if person is not None and not person.address(kind):
             r.error(line, path, f"{pid} has no {attr} ({what} is needed for {kind.value})")
 
 

@@ -106,12 +106,7 @@ def recipients(config: Config, target: Target, now: datetime) -> tuple[Recipient
     out = []
     for pid in members_of(config, target.ref_kind, target.ref, now):
         person = config.people[pid]
-        address = {
-            "sms": person.phone,
-            "call": person.phone,
-            "email": person.email,
-            "slack": person.slack,
-        }[target.kind.value]
+        address = person.address(target.kind)
         if address:
             out.append(Recipient(pid, address))
     return tuple(out)

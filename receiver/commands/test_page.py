@@ -26,7 +26,7 @@ from receiver import templates
 from receiver.channels.registry import vendor_senders
 from receiver.clitools import UsageError, parse_time
 from receiver.commands import ConfigArg
-from receiver.config import Config, Target, load_config
+from receiver.config import CONTACT_FIELD, Config, Target, load_config
 from receiver.delivery import Deliverer, Outcome
 from receiver.logs import Redactor, setup_logging
 from receiver.metrics import Metrics
@@ -49,12 +49,6 @@ __test__ = False
 Kind = Literal["person", "rotation", "group"]
 KINDS: tuple[Kind, ...] = ("person", "rotation", "group")
 ROUTE = "test-page"
-_ADDRESS_FIELD = {
-    Channel.SMS: "phone",
-    Channel.CALL: "phone",
-    Channel.EMAIL: "email",
-    Channel.SLACK: "slack",
-}
 # Each channel's text comes from an annotation of the synthetic alert, so names from the routing
 # file are data to the (sandboxed) template engine, never template source.
 _TEMPLATES = {
@@ -241,7 +235,7 @@ def build_pages(config: Config, who: Who, now: datetime, at: datetime) -> list[P
     pages = []
     for channel, via in channels(config, who).items():
         for pid in who.people:
-            address: str | None = getattr(config.people[pid], _ADDRESS_FIELD[channel])
+            address = config.people[pid].address(channel)
             n = _notification(config, who, channel, pid, address, now) if address else None
             pages.append(PageToSend(channel, pid, address, via, n))
     return pages
@@ -355,7 +349,7 @@ async def send(
 
 
 def _no_address(page: PageToSend) -> str:
-    return f"NOT SENT: {page.person} has no {_ADDRESS_FIELD[page.channel]} in the routing file"
+    return f"NOT SENT: {page.person} has no {CONTACT_FIELD[page.channel]} in the routing file"
 
 
 def report(
