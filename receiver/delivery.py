@@ -190,7 +190,10 @@ class Deliverer:
         self._counters[channel].requests.inc()
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(max(0.0, latest - time.monotonic())):
+            # One attempt gets at most half the deadline, so a request stuck (say, waiting for a
+            # pooled connection under a storm) is retried instead of eating the whole deadline.
+            within = min(latest - time.monotonic(), self.policy.deadline / 2)
+            async with asyncio.timeout(max(0.0, within)):
                 await self.senders[n.channel].send(n)
         except TimeoutError:
             self._counters[channel].requests_failed.inc()

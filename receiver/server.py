@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -45,6 +46,9 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
         if reload_interval > 0:
             watcher = asyncio.create_task(reloader.watch(reload_interval))
+    # Everything allocated at start-up lives for the process: keep it out of the collector's
+    # full passes, which otherwise pause the loop for tens of milliseconds under load.
+    gc.freeze()
     log.info("listening", extra={"address": f"{host}:{port}", "dry_run": router.dry_run})
     try:
         await stop.wait()

@@ -296,3 +296,13 @@ async def test_no_secret_in_any_log_line(stack: Stack, caplog: pytest.LogCapture
     for secret in (TEST_BOT_TOKEN, TEST_AUTH_TOKEN, TEST_API_KEY, WEBHOOK_PATH):
         assert secret not in caplog.text
     assert "delivery failed" in caplog.text
+
+
+async def test_a_stuck_attempt_is_retried_within_the_deadline(stack: Stack) -> None:
+    """One request that hangs costs half the deadline, not all of it: the retry delivers."""
+    stack.twilio.script_for(ALICE, Hang(30))
+    started = time.monotonic()
+    status, body = await stack.post("alertmanager-firing-critical.json")
+    assert status == 200
+    assert {n["outcome"] for n in body["notifications"]} == {"delivered"}
+    assert time.monotonic() - started < 2.0  # deadline 2 s: one stuck attempt of 1 s, one retry
