@@ -197,13 +197,24 @@ class Reader:
         return inline
 
     def expand(self, text: str, line: int, path: str) -> str:
-        """Replace `${NAME}` with the environment variable; unset ones are reported."""
+        """Replace `${NAME}` with the environment variable, or the file `NAME_FILE` names
+        (a mounted Kubernetes Secret), as for the service's own secrets; unset ones are reported."""
 
         def sub(match: re.Match[str]) -> str:
             name = match[1]
-            if name in self.environ:
-                self.secrets.add(self.environ[name])
-                return self.environ[name]
+            value = self.environ.get(name)
+            file_name = self.environ.get(f"{name}_FILE")
+            if value is None and file_name:
+                try:
+                    value = Path(file_name).read_text(encoding="utf-8").strip()
+                except OSError as e:
+                    self._missing_secret(
+                        line, path, f"{name}_FILE: cannot read {file_name}: {e.strerror}"
+                    )
+                    return ""
+            if value is not None:
+                self.secrets.add(value)
+                return value
             self._missing_secret(line, path, f"environment variable {name} is not set")
             return ""
 

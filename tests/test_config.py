@@ -204,3 +204,21 @@ def test_config_is_frozen() -> None:
     config = load_config(ROUTING, {})
     with pytest.raises(AttributeError):
         config.routes = ()  # type: ignore[misc]
+
+
+def test_env_reference_reads_name_file(tmp_path: Path) -> None:
+    """`${NAME}` also takes `NAME_FILE`, like every secret of the service (mounted Secrets)."""
+    secret = tmp_path / "alerts-url"
+    secret.write_text("https://hooks.slack.com/services/T0/B0/from-a-file\n")
+    text = MINIMAL.replace("alerts: {channel: C0ALERTS}", "alerts: {webhook_url: '${ALERTS_URL}'}")
+    path = write(tmp_path, text)
+    config = load_config(path, {"ALERTS_URL_FILE": str(secret)}, secrets_required=True)
+    assert (
+        config.slack["alerts"].webhook_url == "https://hooks.slack.com/services/T0/B0/from-a-file"
+    )
+    assert config.slack["alerts"].webhook_url in config.secrets
+    missing = problems(path, {"ALERTS_URL_FILE": str(tmp_path / "nope")}, secrets_required=True)
+    assert [p.split(": ", 1)[1] for p in missing] == [
+        f"slack.alerts.webhook_url: ALERTS_URL_FILE: cannot read {tmp_path / 'nope'}: "
+        "No such file or directory"
+    ]
