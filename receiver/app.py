@@ -173,6 +173,11 @@ async def _request_context(
         # aiohttp's own 404/405/413 become JSON like every other error.
         if e.status < 400:
             raise
+        # Every refusal leaves a log line; the redactor removes a legacy token from the path.
+        log.warning(
+            "request refused",
+            extra={"status": e.status, "method": request.method, "path": request.path[:200]},
+        )
         response = _json_error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
         if e.status == 405:
             response.headers["Allow"] = e.headers.get("Allow", "")

@@ -474,14 +474,19 @@ async def test_get_on_webhook_is_405_json(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/nope", "/webhooks", "/webhooks/alertmanager/extra", "/"])
-async def test_unknown_path_is_404_json(make_client: MakeClient, path: str) -> None:
-    """An unknown path is 404 with a JSON error body (and the request id header)."""
+async def test_unknown_path_is_404_json(
+    make_client: MakeClient, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unknown path is 404 with a JSON error body (and the request id header), and logged."""
     router, _ = dry_run_router()
     client = await make_client(router)
-    response = await client.post(path, data=b"{}", headers=JSON)
+    with caplog.at_level(logging.WARNING, logger="receiver.app"):
+        response = await client.post(path, data=b"{}", headers=JSON)
     assert response.status == 404
     assert await response.json() == {"error": "not_found", "detail": "404: Not Found"}
     assert response.headers["X-Request-Id"]
+    [record] = [r for r in caplog.records if r.getMessage() == "request refused"]
+    assert (record.__dict__["status"], record.__dict__["path"]) == (404, path)
 
 
 # --- Authentication ---------------------------------------------------------------------------
