@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,14 +16,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.test_alertmanager_config import require
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.helpers import free_port, require_tool
 
 
 @dataclasses.dataclass
@@ -100,7 +92,7 @@ class Alertmanager:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
-    am = Alertmanager(require("prometheus-alertmanager"), tmp_path)
+    am = Alertmanager(require_tool("prometheus-alertmanager"), tmp_path)
     try:
         yield am
     finally:

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import os
+import shutil
+import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.app import Router
 from receiver.channels.base import Sender
 from receiver.channels.registry import dry_run_senders
-from receiver.config import Config, load_config
+from receiver.config import Config, Delivery, Limits, SlackDestination, load_config
 from receiver.metrics import Metrics
 from receiver.model import Channel
 from receiver.settings import Settings
+from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
+from tests.fakes.sendgrid import TEST_API_KEY
+from tests.fakes.slack import TEST_BOT_TOKEN
+from tests.fakes.twilio import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -69,3 +78,51 @@ def printed(buffer: io.StringIO) -> list[dict[str, str]]:
 def metric(router: Router, name: str, labels: Mapping[str, str] | None = None) -> float:
     value = router.metrics.registry.get_sample_value(name, dict(labels or {}))
     return 0.0 if value is None else value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def require_tool(name: str, package: str = "prometheus-alertmanager") -> str:
+    """Path of a Debian-packaged tool: skipped locally without it, a failure in CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian package {package})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; .ci/run installs it")
+        pytest.skip(message)
+    return path
+
+
+# The Slack incoming webhook of the `alerts` destination (its path is the secret).
+WEBHOOK_PATH = "/services/T0001/B0002/alertswebhooksecret"
+
+
+def settings_for(slack: FakeSlack, twilio: FakeTwilio, sendgrid: FakeSendGrid) -> Settings:
+    """Settings whose vendor URLs and credentials point at the loopback fakes."""
+    return Settings(
+        slack_bot_token=TEST_BOT_TOKEN,
+        slack_api_url=f"{slack.url}/api",
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        twilio_from="+447700900999",
+        twilio_api_url=twilio.url,
+        sendgrid_api_key=TEST_API_KEY,
+        sendgrid_from="alerts@example.com",
+        sendgrid_api_url=sendgrid.url,
+    )
+
+
+def config_for(slack: FakeSlack, max_body_bytes: int = 1 << 20, **delivery: Any) -> Config:
+    """The shipped routing file with its Slack destinations on the fake and a test policy."""
+    config = dataclasses.replace(shipped_config(), limits=Limits(max_body_bytes))
+    destinations = {
+        "incidents": SlackDestination("incidents", channel="C0INCIDENTS"),
+        "alerts": SlackDestination("alerts", webhook_url=slack.webhook_url(WEBHOOK_PATH)),
+    }
+    policy = Delivery(**{"deadline": 2.0, "attempts": 3, "rate_limits": {}, **delivery})
+    return dataclasses.replace(config, slack=destinations, delivery=policy)

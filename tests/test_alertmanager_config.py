@@ -8,9 +8,7 @@ own matcher code compared with the router's own severity decision.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -35,7 +33,7 @@ from receiver.config import Config, load_config
 from receiver.matchers import Matcher, matches_all
 from receiver.model import Alert, Severity, Source, Status
 from receiver.routing import decide_severity
-from tests.helpers import ROOT, ROUTING, shipped_config
+from tests.helpers import ROOT, ROUTING, require_tool, shipped_config
 
 _DURATION = re.compile(r"(\d+)(h|m|s)")
 _UNIT = {"h": 3600, "m": 60, "s": 1}
@@ -46,17 +44,6 @@ SHIPPED_ALIASES = {
     Severity.MEDIUM: ["P2", "SEV-3", "SEV3", "warning", "minor"],
     Severity.LOW: ["P3", "P4", "SEV-4", "SEV4", "info", "debug", "none"],
 }
-
-
-def require(binary: str) -> str:
-    """Path of a Debian-packaged tool: skipped locally without it, a failure in CI."""
-    path = shutil.which(binary)
-    if path is None:
-        message = f"{binary} is not installed (Debian package prometheus-alertmanager)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; .ci/run installs it")
-        pytest.skip(message)
-    return path
 
 
 def seconds(text: str) -> int:
@@ -117,7 +104,7 @@ def routing_file(tmp_path: Path, aliases: Mapping[str, list[str]], extra: str = 
 
 def amtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [require("amtool"), *args],
+        [require_tool("amtool"), *args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from receiver.cli import main
-from tests.helpers import FIXTURES, ROOT, ROUTING
+from tests.helpers import FIXTURES, ROOT, ROUTING, free_port
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -121,13 +120,6 @@ def test_serve_refuses_without_secrets() -> None:
     assert result.returncode != 0
     for name in ("SLACK_ALERTS_WEBHOOK_URL", "SENTRY_LEGACY_TOKEN"):
         assert name in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

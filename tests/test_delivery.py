@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import logging
@@ -18,16 +17,21 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from receiver.app import Router, create_app
 from receiver.channels.registry import vendor_senders
-from receiver.config import Config, Delivery, Limits, SlackDestination
 from receiver.model import Channel
-from receiver.settings import Settings
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, Hang, RateLimited, Reject, ServerError
 from tests.fakes.sendgrid import TEST_API_KEY
 from tests.fakes.slack import TEST_BOT_TOKEN
 from tests.fakes.twilio import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
-from tests.helpers import dry_run_router, fixture, fixture_bytes, metric, shipped_config
+from tests.helpers import (
+    WEBHOOK_PATH,
+    config_for,
+    dry_run_router,
+    fixture,
+    fixture_bytes,
+    metric,
+    settings_for,
+)
 
-WEBHOOK_PATH = "/services/T0001/B0002/alertswebhooksecret"
 ALICE = "+447700900101"
 JSON = {"Content-Type": "application/json"}
 
@@ -55,30 +59,6 @@ class Stack:
             "call": len(self.twilio.requests_to(f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Calls")),
             "email": len(self.sendgrid.requests),
         }
-
-
-def settings_for(slack: FakeSlack, twilio: FakeTwilio, sendgrid: FakeSendGrid) -> Settings:
-    return Settings(
-        slack_bot_token=TEST_BOT_TOKEN,
-        slack_api_url=f"{slack.url}/api",
-        twilio_account_sid=TEST_ACCOUNT_SID,
-        twilio_auth_token=TEST_AUTH_TOKEN,
-        twilio_from="+447700900999",
-        twilio_api_url=twilio.url,
-        sendgrid_api_key=TEST_API_KEY,
-        sendgrid_from="alerts@example.com",
-        sendgrid_api_url=sendgrid.url,
-    )
-
-
-def config_for(slack: FakeSlack, max_body_bytes: int = 1 << 20, **delivery: Any) -> Config:
-    config = dataclasses.replace(shipped_config(), limits=Limits(max_body_bytes))
-    destinations = {
-        "incidents": SlackDestination("incidents", channel="C0INCIDENTS"),
-        "alerts": SlackDestination("alerts", webhook_url=slack.webhook_url(WEBHOOK_PATH)),
-    }
-    policy = Delivery(**{"deadline": 2.0, "attempts": 3, "rate_limits": {}, **delivery})
-    return dataclasses.replace(config, slack=destinations, delivery=policy)
 
 
 async def make_stack(

@@ -7,8 +7,7 @@ import subprocess
 import pytest
 
 from receiver.cli import main
-from tests.helpers import ROOT
-from tests.test_alertmanager_config import require
+from tests.helpers import ROOT, require_tool
 
 SHIPPED = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
@@ -25,7 +24,7 @@ def test_shipped_config_matches_the_routing_file(
 def test_amtool_accepts_the_shipped_config() -> None:
     """Alertmanager 0.25's own validator accepts it as a whole config file."""
     result = subprocess.run(
-        [require("amtool"), "check-config", str(SHIPPED)],
+        [require_tool("amtool"), "check-config", str(SHIPPED)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -34,8 +34,7 @@ import yaml
 
 from receiver.config import load_config
 from receiver.settings import SECRET_NAMES, Settings
-from tests.helpers import ROOT, ROUTING
-from tests.test_cli import free_port
+from tests.helpers import ROOT, ROUTING, free_port
 from tests.test_dockerfile import CI, dockerfile_instructions, find_tool, missing
 
 Obj = dict[str, Any]

@@ -24,8 +24,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.helpers import ROOT, ROUTING
-from tests.test_cli import free_port
+from tests.helpers import ROOT, ROUTING, free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
 CI = bool(os.environ.get("CI"))

@@ -30,8 +30,7 @@ from receiver.metrics import Metrics
 from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.twilio import TEST_ACCOUNT_SID
-from tests.helpers import metric
-from tests.test_delivery import settings_for
+from tests.helpers import metric, settings_for
 
 PRIMARY, SECONDARY, TECH_LEAD, BYSTANDER = (
     "+447700900101",

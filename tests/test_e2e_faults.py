@@ -24,8 +24,7 @@ from receiver.metrics import Metrics
 from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, ServerError
 from tests.fakes.twilio import TEST_ACCOUNT_SID
-from tests.helpers import metric
-from tests.test_delivery import settings_for
+from tests.helpers import metric, settings_for
 
 ALERTS = ("DiskFull", "HighLatency", "QueueBacklog")  # three groups (group_by alertname)
 PHONE = "+447700900101"

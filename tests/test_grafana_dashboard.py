@@ -31,13 +31,12 @@ from typing import IO, Any
 import pytest
 import yaml
 
-from tests.helpers import FIXTURES, ROOT, ROUTING, fixture_bytes
+from tests.helpers import FIXTURES, ROOT, ROUTING, fixture_bytes, require_tool
 from tests.test_prometheus_rules import (
     METRIC_NAME,
     RULES,
     alerting_rules,
     exported_metric_names,
-    require_binary,
     watchdog_payload,
 )
 
@@ -357,7 +356,7 @@ def scrapes(stack: Stack) -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    binary = require_binary("prometheus", "prometheus")
+    binary = require_tool("prometheus", "prometheus")
     deadline = Deadline(BUDGET)
     workdir = tmp_path_factory.mktemp("grafana")
     routing = workdir / "routing.yaml"

@@ -18,8 +18,7 @@ import pytest
 
 from tests.fakes import FakeSlack, Slow
 from tests.fakes.slack import TEST_BOT_TOKEN
-from tests.helpers import ROOT, fixture_bytes
-from tests.test_cli import free_port
+from tests.helpers import ROOT, fixture_bytes, free_port
 
 JSON = {"Content-Type": "application/json"}
 ROUTING_V1 = """\

@@ -9,9 +9,7 @@ switch's premise holds (the router counts Alertmanager's Watchdog without paging
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,24 +22,13 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
 from receiver.app import create_app
-from tests.helpers import NOW, ROOT, dry_run_router, fixture, metric, printed
+from tests.helpers import NOW, ROOT, dry_run_router, fixture, metric, printed, require_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 RULES_TEST = ROOT / "deploy" / "prometheus" / "rules_test.yml"
 # Series names in PromQL (a selector's labels are in braces, so they never match).
 METRIC_NAME = re.compile(r"\boncall_router_[a-z_]+\b")
 SEVERITIES = {"critical", "warning"}
-
-
-def require_binary(name: str, package: str) -> str:
-    """Path of a Debian-packaged tool: skipped locally without it, a failure in CI."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (Debian package {package})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; .ci/run installs it")
-        pytest.skip(message)
-    return path
 
 
 def exported_metric_names() -> set[str]:
@@ -65,7 +52,7 @@ def alerting_rules() -> Iterator[dict[str, Any]]:
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = require_binary("promtool", "prometheus")
+    binary = require_tool("promtool", "prometheus")
     return subprocess.run(
         [binary, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )

@@ -17,8 +17,7 @@ from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
 from receiver.settings import Settings
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
-from tests.helpers import dry_run_router, fixture_bytes, printed
-from tests.test_delivery import config_for, settings_for
+from tests.helpers import config_for, dry_run_router, fixture_bytes, printed, settings_for
 
 SECRET = "sentry-client-secret-0123"
 
