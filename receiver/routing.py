@@ -31,10 +31,6 @@ class Plan:
     notifications: tuple[Notification, ...]
     skipped: tuple[Skipped, ...] = ()
 
-    @property
-    def unrouted(self) -> tuple[Alert, ...]:
-        return tuple(r.alert for r in self.alerts if not r.routes)
-
 
 def decide_severity(config: Config, alert: Alert) -> SeverityDecision:
     policy = config.severity
