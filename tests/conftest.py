@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import warnings
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest_asyncio
 
 pytest_plugins = ["tests.fakes.fixtures", "tests.alertmanager_process"]
 
@@ -14,3 +18,10 @@ pytest_plugins = ["tests.fakes.fixtures", "tests.alertmanager_process"]
 with warnings.catch_warnings(), contextlib.suppress(ImportError):
     warnings.simplefilter("ignore", DeprecationWarning)
     importlib.import_module("hypothesis.extra._patching")
+
+
+@pytest_asyncio.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One client session per test, closed after it."""
+    async with aiohttp.ClientSession() as s:
+        yield s

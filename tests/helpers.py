@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -20,8 +21,9 @@ from receiver.app import Router
 from receiver.channels.base import Sender
 from receiver.channels.registry import dry_run_senders
 from receiver.config import Config, Delivery, Limits, SlackDestination, load_config
+from receiver.delivery import Deliverer, Result
 from receiver.metrics import Metrics
-from receiver.model import Channel
+from receiver.model import Channel, Notification
 from receiver.settings import Settings
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.sendgrid import TEST_API_KEY
@@ -126,3 +128,21 @@ def config_for(slack: FakeSlack, max_body_bytes: int = 1 << 20, **delivery: Any)
     }
     policy = Delivery(**{"deadline": 2.0, "attempts": 3, "rate_limits": {}, **delivery})
     return dataclasses.replace(config, slack=destinations, delivery=policy)
+
+
+async def deliver(sender: Sender, n: Notification, deadline: float = 3.0) -> Result:
+    """One notification through a real Deliverer (fresh, so nothing is deduplicated)."""
+    deliverer = Deliverer(
+        senders={n.channel: sender},
+        metrics=Metrics(CollectorRegistry()),
+        policy=Delivery(deadline=deadline, attempts=3, rate_limits={}),
+    )
+    async with asyncio.timeout(deadline + 2):
+        (result,) = (await deliverer.deliver([n])).results
+    return result
+
+
+async def send(sender: Sender, n: Notification) -> None:
+    """One sender call, bounded in time."""
+    async with asyncio.timeout(3):
+        await sender.send(n)

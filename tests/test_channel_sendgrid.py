@@ -7,29 +7,25 @@ import dataclasses
 import html
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from prometheus_client import CollectorRegistry
 from sendgrid import SendGridAPIClient
 
 from receiver import templates
-from receiver.channels.base import DeliveryError, Sender
+from receiver.channels.base import DeliveryError
 from receiver.channels.sendgrid import KEY_HEADER, EmailSender, classify, html_notice, mail_body
-from receiver.config import Delivery
-from receiver.delivery import Deliverer, Outcome, Result
+from receiver.delivery import Outcome
 from receiver.logs import JsonFormatter, Redactor
-from receiver.metrics import Metrics
 from receiver.model import Alert, AlertGroup, Channel, Link, Notification, Source, Status
 from receiver.routing import plan
 from receiver.settings import Settings
 from receiver.sources.alertmanager import parse
 from tests.fakes import Behaviour, Drop, FakeSendGrid, Hang, RateLimited, Reject, ServerError
-from tests.helpers import NOW, fixture, shipped_config
+from tests.helpers import NOW, deliver, fixture, send, shipped_config
 
 CONFIG = shipped_config()
 TZ = CONFIG.timezone
@@ -73,29 +69,6 @@ def settings_for(fake: FakeSendGrid, key: str | None = None) -> Settings:
     return Settings(
         sendgrid_api_key=key or fake.api_key, sendgrid_from=SENDER, sendgrid_api_url=fake.url
     )
-
-
-async def deliver(sender: Sender, n: Notification, deadline: float = 3.0) -> Result:
-    """One notification through a real Deliverer (fresh, so nothing is deduplicated)."""
-    deliverer = Deliverer(
-        senders={n.channel: sender},
-        metrics=Metrics(CollectorRegistry()),
-        policy=Delivery(deadline=deadline, attempts=3, rate_limits={}),
-    )
-    async with asyncio.timeout(deadline + 2):
-        (result,) = (await deliverer.deliver([n])).results
-    return result
-
-
-async def send(sender: Sender, n: Notification) -> None:
-    async with asyncio.timeout(3):
-        await sender.send(n)
-
-
-@pytest_asyncio.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 # -- the message ----------------------------------------------------------------------------------

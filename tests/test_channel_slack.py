@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
@@ -25,12 +24,6 @@ from tests.helpers import NOW, fixture, shipped_config
 
 WEBHOOK_PATH = "/services/T0001/B0001/secretpart0123456789"
 BOT_TOKEN = "xoxb-test-token"
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def setup(fake: FakeSlack, session: aiohttp.ClientSession) -> tuple[Config, SlackSender]:

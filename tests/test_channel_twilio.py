@@ -8,33 +8,29 @@ import dataclasses
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from prometheus_client import CollectorRegistry
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from receiver import templates
-from receiver.channels.base import DeliveryError, Sender, retry_after
+from receiver.channels.base import DeliveryError, retry_after
 from receiver.channels.twilio_api import classify
 from receiver.channels.twilio_sms import SmsSender
 from receiver.channels.twilio_voice import MAX_TWIML, CallSender, twiml
-from receiver.config import Delivery
-from receiver.delivery import Deliverer, Outcome, Result
+from receiver.delivery import Outcome
 from receiver.logs import JsonFormatter, Redactor
-from receiver.metrics import Metrics
 from receiver.model import Alert, AlertGroup, Channel, Notification, Source, Status
 from receiver.routing import plan
 from receiver.settings import Settings
 from receiver.sources.alertmanager import parse
 from tests.fakes import Behaviour, Drop, FakeTwilio, Hang, RateLimited, Reject, ServerError
 from tests.fakes.twilio import num_segments
-from tests.helpers import NOW, fixture, shipped_config
+from tests.helpers import NOW, deliver, fixture, send, shipped_config
 
 CONFIG = shipped_config()
 TZ = CONFIG.timezone
@@ -89,29 +85,6 @@ def sender_for(
 ) -> SmsSender | CallSender:
     cls = SmsSender if channel is Channel.SMS else CallSender
     return cls(session, settings, TZ)
-
-
-async def deliver(sender: Sender, n: Notification, deadline: float = 3.0) -> Result:
-    """One notification through a real Deliverer (fresh, so nothing is deduplicated)."""
-    deliverer = Deliverer(
-        senders={n.channel: sender},
-        metrics=Metrics(CollectorRegistry()),
-        policy=Delivery(deadline=deadline, attempts=3, rate_limits={}),
-    )
-    async with asyncio.timeout(deadline + 2):
-        (result,) = (await deliverer.deliver([n])).results
-    return result
-
-
-async def send(sender: Sender, n: Notification) -> None:
-    async with asyncio.timeout(3):
-        await sender.send(n)
-
-
-@pytest_asyncio.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 # -- the wire -------------------------------------------------------------------------------------

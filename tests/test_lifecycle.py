@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,12 +89,6 @@ async def start(config: Path, *extra: str, env: dict[str, str] | None = None) ->
 def _clean_env() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
     return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def metric(session: aiohttp.ClientSession, url: str, name: str) -> float:
