@@ -8,9 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,22 +17,19 @@ from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from receiver import auth
-from receiver.channels.base import Sender
-from receiver.config import Config
-from receiver.delivery import Deliverer, Outcome, Report
+from receiver.acks import AlertmanagerStore
+from receiver.callbacks import email as email_callbacks
+from receiver.callbacks import twilio as twilio_callbacks
+from receiver.delivery import Report
 from receiver.forward import ForwardError, forward, postable_alerts
 from receiver.logs import request_id
-from receiver.metrics import Metrics, OnCallCollector
-from receiver.model import AlertGroup, Channel, Source, Status
-from receiver.routing import Plan, plan
-from receiver.settings import Settings
+from receiver.model import AlertGroup, Source
+from receiver.router import ROUTER, Router, SenderFactory
+from receiver.routing import Plan
 from receiver.sources import PayloadError, alertmanager, sentry
 
 log = logging.getLogger("receiver.app")
 
-Clock = Callable[[], datetime]
-# Builds the senders for the router's current config (called again after a reload).
-SenderFactory = Callable[[aiohttp.ClientSession], Mapping[Channel, Sender]]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -49,81 +44,10 @@ class ClientError(Exception):
         self.outcome = outcome
 
 
-@dataclass
-class Router:
-    """Everything a request needs; the config can be swapped whole on reload."""
-
-    config: Config
-    settings: Settings
-    metrics: Metrics
-    senders: Mapping[Channel, Sender]
-    dry_run: bool
-    clock: Clock = field(default=lambda: datetime.now(UTC))
-    ready: bool = True
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    session: aiohttp.ClientSession | None = None
-    sender_factory: SenderFactory | None = None
-    deliverer: Deliverer = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.deliverer = Deliverer(
-            self.senders, self.metrics, self.config.delivery, wall_clock=self.clock
-        )
-        self.metrics.precreate_people(self.config.people)
-        self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
-
-    def swap(self, config: Config) -> None:
-        """Use a new routing file from the next request on; requests in flight keep theirs."""
-        self.config = config
-        self.deliverer.policy = config.delivery
-        self.metrics.precreate_people(config.people)
-        if self.sender_factory is not None and self.session is not None:
-            self.senders = self.sender_factory(self.session)
-            self.deliverer.senders = self.senders
-
-    def plan(self, group: AlertGroup) -> Plan:
-        result = plan(self.config, group, self.clock())
-        defaulted: dict[str, str] = {}
-        unrouted: list[str] = []
-        for routed in result.alerts:
-            source = routed.alert.source.value
-            severity = routed.severity.severity.value
-            self.metrics.alerts.labels(source, severity, routed.alert.status.value).inc()
-            if routed.severity.defaulted:
-                self.metrics.severity_defaulted.labels(source).inc()
-                defaulted.setdefault(routed.alert.name, routed.severity.reason)
-            if not routed.routes:
-                self.metrics.unrouted.labels(source, severity).inc()
-                unrouted.append(routed.alert.name)
-        # One line per webhook, not one per alert: a storm must not flood the logs.
-        if defaulted:
-            log.warning("severity defaulted", extra={"alerts": defaulted})
-        if unrouted:
-            log.error("alerts matched no route", extra={"alertnames": sorted(set(unrouted))})
-        return result
-
-    async def deliver(self, result: Plan, deadline: float | None = None) -> Report:
-        report = await self.deliverer.deliver(result.notifications, deadline)
-        self._count_pages(report)
-        return report
-
-    def _count_pages(self, report: Report) -> None:
-        reached: set[tuple[str, str, int]] = set()
-        for r in report.results:
-            if r.outcome is not Outcome.DELIVERED:
-                continue
-            n = r.notification
-            if n.recipient.name in self.config.people:
-                self.metrics.pages.labels(n.channel.value, n.recipient.name).inc()
-            if n.level > 0 and n.status is Status.FIRING:
-                reached.add((n.route, n.severity.value, n.level))
-        for _, severity, level in reached:
-            self.metrics.escalations.labels(severity, str(level)).inc()
-
-
-ROUTER = web.AppKey("router", Router)
 # Sentry gives up on a webhook after 1 s; forwarding must answer well within that.
 SENTRY_FORWARD_TIMEOUT = 0.7
+# Reading or writing acknowledgements; a webhook escalates without them past this.
+ACK_STORE_TIMEOUT = 2.0
 
 
 def create_app(router: Router, sender_factory: SenderFactory | None = None) -> web.Application:
@@ -139,16 +63,22 @@ def create_app(router: Router, sender_factory: SenderFactory | None = None) -> w
         connector = aiohttp.TCPConnector(limit=200, limit_per_host=50)
         async with aiohttp.ClientSession(connector=connector) as session:
             router.session = session
+            am_url = router.settings.alertmanager_url
+            if router.ack_enabled and am_url and not router.dry_run:
+                router.store = AlertmanagerStore(session, am_url, ACK_STORE_TIMEOUT)
             if sender_factory is not None:
                 router.senders = sender_factory(session)
                 router.deliverer.senders = router.senders
             yield
             router.session = None
+            router.store = None
 
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/webhooks/alertmanager", _alertmanager)
     app.router.add_post("/webhooks/sentry", _sentry)
     app.router.add_post("/webhooks/sentry/legacy/{token}", _sentry_legacy)
+    twilio_callbacks.add_routes(app)
+    email_callbacks.add_routes(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/-/healthy", _healthy)
     app.router.add_get("/-/ready", _ready)
@@ -262,7 +192,7 @@ async def _alertmanager(request: web.Request) -> web.Response:
             raise ClientError(401, "unauthorized", "missing or wrong bearer token", "unauthorized")
         _, body = await _read_json(request, router)
         group = alertmanager.parse(body)
-        result = router.plan(group)
+        result = router.plan(group, await router.acks_for(group))
         report = await router.deliver(result)
         return _reply(router, Source.ALERTMANAGER, result, report)
 

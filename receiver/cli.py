@@ -17,7 +17,7 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from receiver import __version__
-from receiver.app import Router, create_app
+from receiver.app import create_app
 from receiver.channels.base import Sender
 from receiver.channels.console import dry_run_line
 from receiver.channels.registry import dry_run_senders, vendor_senders
@@ -30,6 +30,7 @@ from receiver.metrics import Metrics
 from receiver.model import Channel
 from receiver.oncall import shift
 from receiver.reload import Reloader
+from receiver.router import Router
 from receiver.routing import Plan, plan
 from receiver.server import serve
 from receiver.settings import Settings, SettingsError, load_settings

@@ -175,6 +175,28 @@ class Delivery:
     sentry_alert_ttl: float = 24 * 3600.0
 
 
+# How long an acknowledgement holds escalation, per severity: the status-update cadence.
+DEFAULT_ACK_EXPIRY: Mapping[Severity, float] = {
+    Severity.CRITICAL: 30 * 60.0,
+    Severity.HIGH: 3600.0,
+    Severity.MEDIUM: 4 * 3600.0,
+    Severity.LOW: 24 * 3600.0,
+}
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """How acknowledgements behave (they are stored in Alertmanager, see receiver.acks)."""
+
+    expires_after: Mapping[Severity, float] = field(
+        default_factory=lambda: dict(DEFAULT_ACK_EXPIRY)
+    )
+    # How long a link, button or key press in a message stays usable.
+    links_valid_for: float = 12 * 3600.0
+    # The Slack "Silence" button's silence length.
+    silence_for: float = 3600.0
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -189,6 +211,7 @@ class Config:
     windows: Mapping[str, TimeWindow] = field(default_factory=dict)
     limits: Limits = Limits()
     delivery: Delivery = Delivery()
+    acknowledgement: Acknowledgement = Acknowledgement()
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[Problem, ...] = ()
 
@@ -218,6 +241,7 @@ _TOP_KEYS = (
     "routes",
     "limits",
     "delivery",
+    "acknowledgement",
     "time_windows",
 )
 
@@ -244,6 +268,7 @@ def _build(r: Reader, data: Any) -> Config | None:
     _check_coverage(r, top, routes)
     limits = _limits(r, top)
     delivery = _delivery(r, top)
+    acknowledgement = _acknowledgement(r, top)
     return Config(
         path=r.file,
         timezone=tz,
@@ -257,6 +282,7 @@ def _build(r: Reader, data: Any) -> Config | None:
         windows=windows,
         limits=limits,
         delivery=delivery,
+        acknowledgement=acknowledgement,
         secrets=frozenset(s for s in r.secrets if s),
         warnings=tuple(r.warnings),
     )
@@ -768,3 +794,35 @@ def _delivery(r: Reader, top: LineDict) -> Delivery:
         background_deadline=r.duration(m, "background_deadline", "delivery", d.background_deadline),
         sentry_alert_ttl=r.duration(m, "sentry_alert_ttl", "delivery", d.sentry_alert_ttl),
     )
+
+
+def _acknowledgement(r: Reader, top: LineDict) -> Acknowledgement:
+    path = "acknowledgement"
+    keys = ("expires_after", "links_valid_for", "silence_for")
+    m = r.mapping(top.get(path), r.line_of(top, path), path, keys)
+    if m is None:
+        return Acknowledgement()
+    d = Acknowledgement()
+    expiry = dict(DEFAULT_ACK_EXPIRY)
+    table = r.mapping(
+        m.get("expires_after"),
+        r.line_of(m, "expires_after"),
+        f"{path}.expires_after",
+        [s.value for s in Severity],
+    )
+    for name in table or {}:
+        assert table is not None
+        if name in Severity.__members__.values():
+            expiry[Severity(name)] = _positive(r, table, name, f"{path}.expires_after", 0.0)
+    return Acknowledgement(
+        expires_after=expiry,
+        links_valid_for=_positive(r, m, "links_valid_for", path, d.links_valid_for),
+        silence_for=_positive(r, m, "silence_for", path, d.silence_for),
+    )
+
+
+def _positive(r: Reader, m: LineDict, key: str, path: str, default: float) -> float:
+    value = r.duration(m, key, path, default)
+    if value <= 0:
+        r.error(r.line_of(m, key), f"{path}.{key}", "must be more than 0")
+    return value

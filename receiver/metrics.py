@@ -36,6 +36,18 @@ FAILURE_REASONS = (
     "deadlineExceeded",
     "other",
 )
+# Why an acknowledgement (button, reply, key press, link) was refused.
+ACK_REFUSALS = (
+    "badSignature",  # the vendor's request signature is wrong or missing
+    "forged",  # our token's HMAC is wrong
+    "expired",  # the token is past its expiry
+    "replayed",  # the token already made an acknowledgement that has since expired
+    "malformed",  # not a token, or a payload we cannot read
+    "unknownSender",  # an SMS or call from a number that is no one's
+    "unknownGroup",  # no firing group has that code (resolved, or a typo)
+    "notAcknowledged",  # a key other than 1, a machine answered, or an unreadable reply
+    "storeUnavailable",  # Alertmanager could not be read or written
+)
 # Sub-second buckets: handling is fast, vendor calls take tens to hundreds of ms.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20)
 # Alert start to first page: seconds (critical) up to days (low waits for the next business day).
@@ -159,6 +171,30 @@ class Metrics:
             ["channel", "person"],
             registry=registry,
         )
+        self.acknowledgements = Counter(
+            f"{p}_acknowledgements_total",
+            "Acknowledgements recorded, by the channel they came from.",
+            ["channel"],
+            registry=registry,
+        )
+        self.acknowledgements_refused = Counter(
+            f"{p}_acknowledgements_refused_total",
+            "Acknowledgement attempts refused, by channel and reason.",
+            ["channel", "reason"],
+            registry=registry,
+        )
+        self.time_to_acknowledge = Histogram(
+            f"{p}_time_to_acknowledge_seconds",
+            "Time from a group's first alert start to its acknowledgement, by severity.",
+            ["severity"],
+            buckets=_AGE_BUCKETS,
+            registry=registry,
+        )
+        self.ack_lookups_failed = Counter(
+            f"{p}_acknowledgement_lookups_failed_total",
+            "Webhooks planned without acknowledgements because Alertmanager could not be read.",
+            registry=registry,
+        )
         self.config_reload_success = Gauge(
             f"{p}_config_last_reload_successful",
             "Whether the last routing file (re)load succeeded.",
@@ -198,7 +234,12 @@ class Metrics:
                 self.sent[c, severity.value] = self.notifications.labels(c, severity.value)
                 for reason in FAILURE_REASONS:
                     self.notifications_failed.labels(c, severity.value, reason)
+        for channel in Channel:
+            self.acknowledgements.labels(channel.value)
+            for refusal in ACK_REFUSALS:
+                self.acknowledgements_refused.labels(channel.value, refusal)
         for severity in Severity:
+            self.time_to_acknowledge.labels(severity.value)
             self.alert_to_page.labels(severity.value)
             for level in range(1, 6):
                 self.escalations.labels(severity.value, str(level))

@@ -113,6 +113,25 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class AckRef:
+    """How the recipient of a firing message acknowledges it (receiver.acknowledge)."""
+
+    code: str  # the group's code for an `ACK <code>` SMS reply
+    token: str  # signed and expiring: Slack button value, email link, call-back
+    public_url: str  # where Twilio and browsers reach the router
+
+    @property
+    def link(self) -> str:
+        """The email link: GET shows a confirmation page, only its POST acknowledges."""
+        return f"{self.public_url}/ack/{self.token}"
+
+    @property
+    def voice_action(self) -> str:
+        """Where Twilio posts the key pressed during the call (`<Gather action>`)."""
+        return f"{self.public_url}/webhooks/twilio/voice?token={self.token}"
+
+
+@dataclass(frozen=True)
 class Notification:
     """One message to one recipient on one channel, for a set of alerts of one group."""
 
@@ -126,6 +145,8 @@ class Notification:
     level: int = 0
     # Per-route text overrides (receiver.templates.TEMPLATE_KEYS -> Jinja2 source).
     templates: Mapping[str, str] = field(default_factory=dict)
+    # Set on firing messages when acknowledgement is configured.
+    ack: AckRef | None = None
 
     @property
     def status(self) -> Status:

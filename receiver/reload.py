@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from receiver.app import Router
 from receiver.config import ConfigError, load_config
 from receiver.logs import Redactor
+from receiver.router import Router
 
 log = logging.getLogger("receiver.reload")
 

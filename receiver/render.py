@@ -87,21 +87,31 @@ SMS_SEGMENT = 160
 
 
 def sms_text(n: Notification, tz: tzinfo) -> str:
-    """One SMS segment when it can: severity, what, where, since, one link; never over 1600."""
+    """One SMS segment when it can: severity, what, where, since, one link, how to acknowledge.
+
+    Never over 1600 characters, and the acknowledgement code is never cut off.
+    """
     place = where(n)
     head = (
         f"RESOLVED {name(n)}" if n.status is Status.RESOLVED else f"{_SHORT[n.severity]} {name(n)}"
     )
     at = f" @ {place}" if place else ""
     tail = f" ({counts(n)}) since {clock(since(n, tz))}"
+    ack = sms_ack(n)
     link = short_link(n)
     text = summary(n)
     for suffix in (f" {link}" if link and len(link) <= 120 else "", ""):
-        room = SMS_SEGMENT - len(f"{head}{at}: {tail}{suffix}")
+        room = SMS_SEGMENT - len(f"{head}{at}: {tail}{suffix}{ack}")
         if room >= 20:
             # Shorten the summary, not the facts a responder acts on.
-            return f"{head}{at}: {_cut(text, room, '...')}{tail}{suffix}"
-    return _cut(f"{head}{at}: {text}{tail} {link}".rstrip(), SMS_LIMIT, "...")
+            return f"{head}{at}: {_cut(text, room, '...')}{tail}{suffix}{ack}"
+    body = f"{head}{at}: {text}{tail} {link}".rstrip()
+    return _cut(body, SMS_LIMIT - len(ack), "...") + ack
+
+
+def sms_ack(n: Notification) -> str:
+    """How to acknowledge by reply, at the end of a firing SMS ("" when not configured)."""
+    return f" Reply ACK {n.ack.code}" if n.ack and n.status is Status.FIRING else ""
 
 
 def call_speech(n: Notification, tz: tzinfo) -> str:

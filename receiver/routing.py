@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from receiver.acks import Ack
 from receiver.config import Config, Route, Target
 from receiver.matchers import matches_all
 from receiver.model import (
@@ -30,6 +31,8 @@ class Plan:
     alerts: tuple[RoutedAlert, ...]
     notifications: tuple[Notification, ...]
     skipped: tuple[Skipped, ...] = ()
+    # The acknowledgement holding escalation right now, if any.
+    acknowledged: Ack | None = None
 
 
 def decide_severity(config: Config, alert: Alert) -> SeverityDecision:
@@ -131,19 +134,47 @@ class Ladder:
         return max(0.0, (self.end - self.start).total_seconds())
 
 
-def ladder(route: Route, alerts: tuple[Alert, ...], now: datetime) -> Ladder:
-    """Escalation is measured from the earliest *firing* alert; a resolved group from its end."""
+def ladder(
+    route: Route, alerts: tuple[Alert, ...], now: datetime, acks: tuple[Ack, ...] = ()
+) -> Ladder:
+    """Escalation is measured from the earliest *firing* alert; a resolved group from its end.
+
+    Time under an acknowledgement does not count: the ladder stands where it was when the
+    acknowledgement was made until it expires.
+    """
     firing = [a for a in alerts if a.status is Status.FIRING]
     if firing:
         start, end = min(a.starts_at for a in firing), now
     else:
         start = min(a.starts_at for a in alerts)
         end = max((a.ends_at or now for a in alerts), default=now)
+    end = unacknowledged_until(end, acks)
     age = max(0.0, (end - start).total_seconds())
     return Ladder(start, end, escalation_level(route, age))
 
 
-def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
+def unacknowledged_until(end: datetime, acks: tuple[Ack, ...]) -> datetime:
+    """The last moment up to `end` that no acknowledgement covered (chained ones included)."""
+    moved = True
+    while moved:
+        moved = False
+        for ack in acks:
+            if ack.at < end < ack.until:
+                end, moved = ack.at, True
+    return end
+
+
+def _expired_ack(acks: tuple[Ack, ...], start: datetime, now: datetime) -> str:
+    """The end of the last acknowledgement of this firing spell that has run out ("" if none).
+
+    It goes into the current level's idempotency key, so an expired acknowledgement pages the
+    current level again.
+    """
+    ends = [a.until for a in acks if a.at >= start and a.until <= now]
+    return max(ends).isoformat() if ends else ""
+
+
+def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...] = ()) -> Plan:
     routed: list[RoutedAlert] = []
     by_route: dict[str, list[tuple[Alert, Severity]]] = {}
     routes: dict[str, Route] = {}
@@ -162,13 +193,15 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
         route = routes[name]
         alerts = tuple(a for a, _ in members)
         severity = min((s for _, s in members), key=lambda s: s.rank)
-        where = ladder(route, alerts, now)
+        where = ladder(route, alerts, now, acks)
         firing = any(a.status is Status.FIRING for a in alerts)
+        renewed = _expired_ack(acks, where.start, now) if firing else ""
         for level in range(where.level + 1):
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
             due = where.start + timedelta(seconds=route.level_after(level))
             round_ = _repeat_round(route, where, level) if firing else None
+            after_ack = renewed if level == where.level else ""
             for target in route.level_targets(level):
                 # A page goes out only while its window is open. A resolved notice goes to
                 # whoever could have been paged: the window was open at some re-send between
@@ -196,7 +229,9 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
                     seen.add((target.kind.value, recipient.address))
                     notifications.append(
                         Notification(
-                            key=idempotency_key(group, alerts, level, target, recipient, round_),
+                            key=idempotency_key(
+                                group, alerts, level, target, recipient, round_, after_ack
+                            ),
                             channel=target.kind,
                             recipient=recipient,
                             severity=severity,
@@ -207,7 +242,8 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
                             templates=route.templates,
                         )
                     )
-    return Plan(group, tuple(routed), tuple(notifications), tuple(skipped))
+    current = next((a for a in reversed(acks) if a.active(now)), None)
+    return Plan(group, tuple(routed), tuple(notifications), tuple(skipped), current)
 
 
 def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
@@ -224,10 +260,13 @@ def idempotency_key(
     target: Target,
     recipient: Recipient,
     round_: int | None = None,
+    after_ack: str = "",
 ) -> str:
-    """Same group, alert set and states, level (and repeat round) and target: the same send."""
+    """Same group, alert set and states, level (repeat round, expired ack) and target: same send."""
     states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
     # Round 0 of a repeating level is the level's first page: same key as once it is passed.
     step = f"{level}.{round_}" if round_ else str(level)
+    if after_ack:
+        step += f"@{after_ack}"
     parts = [group.source.value, group.group_key, *states, step, str(target), recipient.address]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

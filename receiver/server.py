@@ -16,8 +16,8 @@ import signal
 
 from aiohttp import web
 
-from receiver.app import Router
 from receiver.reload import Reloader
+from receiver.router import Router
 
 log = logging.getLogger("receiver.server")
 

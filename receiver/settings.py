@@ -26,6 +26,7 @@ class Settings:
     sendgrid_from: str | None = None
     alertmanager_url: str | None = None
     public_url: str | None = None
+    ack_secret: str | None = field(default=None, repr=False)
     log_level: str = "info"
     slack_api_url: str = "https://slack.com/api"
     twilio_api_url: str = "https://api.twilio.com"
@@ -49,6 +50,7 @@ SECRET_NAMES = frozenset(
         "slack_signing_secret",
         "twilio_auth_token",
         "sendgrid_api_key",
+        "ack_secret",
     }
 )
 

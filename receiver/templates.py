@@ -84,7 +84,11 @@ def render_override(n: Notification, key: str, tz: tzinfo) -> str | None:
 
 def sms_text(n: Notification, tz: tzinfo) -> str:
     override = render_override(n, "sms", tz)
-    return render.sms_text(n, tz) if override is None else override[: render.SMS_LIMIT]
+    if override is None:
+        return render.sms_text(n, tz)
+    # An override cannot lose the acknowledgement code.
+    ack = render.sms_ack(n)
+    return override[: render.SMS_LIMIT - len(ack)] + ack
 
 
 def call_speech(n: Notification, tz: tzinfo) -> str:
@@ -99,7 +103,10 @@ def email_subject(n: Notification, tz: tzinfo) -> str:
 
 def email_text(n: Notification, tz: tzinfo) -> str:
     override = render_override(n, "email_text", tz)
-    return render.email_text(n, tz) if override is None else override
+    text = render.email_text(n, tz) if override is None else override
+    if n.ack is not None and n.status is Status.FIRING:
+        text += f"\n\nAcknowledge (pauses escalation): {n.ack.link}"
+    return text
 
 
 def slack_text(n: Notification, tz: tzinfo) -> str:

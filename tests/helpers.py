@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.app import Router
 from receiver.channels.base import Sender
 from receiver.channels.registry import dry_run_senders
 from receiver.config import Config, Delivery, Limits, SlackDestination, load_config
 from receiver.delivery import Deliverer, Result
 from receiver.metrics import Metrics
 from receiver.model import Channel, Notification
+from receiver.router import Router
 from receiver.settings import Settings
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.sendgrid import TEST_API_KEY

@@ -15,9 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from receiver.app import Router, create_app
+from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
 from receiver.model import Channel
+from receiver.router import Router
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, Hang, RateLimited, Reject, ServerError
 from tests.fakes.sendgrid import TEST_API_KEY
 from tests.fakes.slack import TEST_BOT_TOKEN

@@ -17,10 +17,11 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from receiver.app import Router, create_app
+from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
 from receiver.config import load_config
 from receiver.metrics import Metrics
+from receiver.router import Router
 from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, ServerError
 from tests.fakes.twilio import TEST_ACCOUNT_SID

@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from receiver.app import Router, create_app
+from receiver.app import create_app
 from receiver.config import Config
+from receiver.router import Router
 from receiver.sources import sentry
 from tests.helpers import dry_run_router, fixture, metric, shipped_config
 

@@ -17,9 +17,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from pytest_aiohttp import AiohttpClient
 
-from receiver.app import Router, _request_context, create_app
+from receiver.app import _request_context, create_app
 from receiver.config import Config, Limits
 from receiver.logs import JsonFormatter, Redactor
+from receiver.router import Router
 from receiver.settings import Settings
 from tests.helpers import dry_run_router, fixture, fixture_bytes, metric, printed, shipped_config
 

@@ -196,11 +196,25 @@ def html_notice(n: Notification, tz: tzinfo) -> str:
         f"{_e(n.severity.value.upper())} · {state}</div>"
         f'<div style="font-size:18px;font-weight:bold;margin-top:4px">{_e(render.summary(n))}'
         "</div></td></tr>"
+        f"{_ack_button(n)}"
         f'<tr><td style="padding:16px 20px">{main}</td></tr>'
         '<tr><td style="padding:12px 20px;font-size:12px;color:#656d76;'
         'border-top:1px solid #d0d7de">'
         f"Sent by oncall-router · route {_e(n.route)} · to {_e(n.recipient.name)}"
         "</td></tr></table></td></tr></table></body></html>"
+    )
+
+
+def _ack_button(n: Notification) -> str:
+    """A button to the acknowledgement page (whose POST acknowledges; opening it does not)."""
+    if n.ack is None or n.status is not Status.FIRING:
+        return ""
+    return (
+        '<tr><td style="padding:16px 20px 0">'
+        f'<a href="{_e(n.ack.link, limit=2000)}" style="display:inline-block;background:#1f2328;'
+        "color:#ffffff;padding:10px 18px;border-radius:6px;text-decoration:none;"
+        'font-weight:bold">Acknowledge</a>'
+        '<span style="color:#656d76;margin-left:12px">pauses the escalation</span></td></tr>'
     )
 
 

@@ -7,11 +7,11 @@ import re
 from datetime import tzinfo
 
 import aiohttp
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from receiver import templates
 from receiver.channels.twilio_api import TwilioApi
-from receiver.model import Notification
+from receiver.model import Notification, Status
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver.channels.call")
@@ -41,9 +41,14 @@ class CallSender:
 
 
 def twiml(n: Notification, tz: tzinfo) -> str:
-    """The call's script: the message twice, then hang up; at most MAX_TWIML characters."""
+    """The call's script: the message twice, then hang up; at most MAX_TWIML characters.
+
+    When acknowledgement is configured, the message is said inside a `<Gather>` asking to press
+    1; Twilio posts the key to a URL carrying the signed token (receiver.callbacks.twilio).
+    """
     speech = _speakable(templates.call_speech(n, tz))
-    document = _document(speech)
+    action = n.ack.voice_action if n.ack and n.status is Status.FIRING else None
+    document = _document(speech, action)
     if len(document) <= MAX_TWIML:
         return document
     # Too long (a route's `call` override can be): keep the longest prefix that fits. Escaping
@@ -51,33 +56,41 @@ def twiml(n: Notification, tz: tzinfo) -> str:
     fits, too_long = 0, min(len(speech), MAX_TWIML // 2)
     while too_long - fits > 1:
         middle = (fits + too_long) // 2
-        if len(_document(_cut(speech, middle))) <= MAX_TWIML:
+        if len(_document(_cut(speech, middle), action)) <= MAX_TWIML:
             fits = middle
         else:
             too_long = middle
-    return _document(_cut(speech, fits))
+    return _document(_cut(speech, fits), action)
 
 
 def _cut(speech: str, length: int) -> str:
     return speech[:length].rstrip() + "…"
 
 
-def _document(speech: str) -> str:
+PROMPT = "Press 1 to acknowledge."
+# Seconds Twilio waits for the key after the last word.
+GATHER_TIMEOUT = 8
+
+
+def _document(speech: str, action: str | None) -> str:
     response = VoiceResponse()
-    _announce(response, speech)
+    if action is None:
+        _announce(response, speech)
+    else:
+        gather = Gather(num_digits=1, action=action, method="POST", timeout=GATHER_TIMEOUT)
+        _announce(gather, f"{speech} {PROMPT}")
+        response.append(gather)
+        # No key pressed (or nobody there): say so, and it stays unacknowledged.
+        response.say("Not acknowledged. Goodbye.")
     response.hangup()
     return str(response)
 
 
-def _announce(response: VoiceResponse, speech: str) -> None:
-    """Say it twice with a breath between: the first time wakes the listener, the second informs.
-
-    Extension point for key-press acknowledgement: wrap these verbs in
-    `<Gather numDigits="1" action="<signed callback URL>">` and say the prompt inside it.
-    """
-    response.say(speech)
-    response.pause(length=1)
-    response.say(speech)
+def _announce(verb: VoiceResponse | Gather, speech: str) -> None:
+    """Say it twice with a breath between: the first time wakes the listener, the second informs."""
+    verb.say(speech)
+    verb.pause(length=1)
+    verb.say(speech)
 
 
 def _speakable(text: str) -> str:

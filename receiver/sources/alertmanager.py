@@ -46,6 +46,28 @@ def parse(body: Any) -> AlertGroup:
     )
 
 
+def api_group(body: Any) -> AlertGroup:
+    """One group of Alertmanager's `GET /api/v2/alerts/groups`, shaped like a webhook's group."""
+    raw = obj(body, "group")
+    receiver = obj(raw.get("receiver"), "group.receiver")
+    raw_alerts = raw.get("alerts")
+    if not isinstance(raw_alerts, list) or not raw_alerts:
+        raise PayloadError("group.alerts must be a non-empty list")
+    # The API lists alerts that have not ended: firing, whatever their silence state.
+    alerts = tuple(
+        _alert({**obj(a, f"group.alerts[{i}]"), "status": "firing"}, f"group.alerts[{i}]")
+        for i, a in enumerate(raw_alerts)
+    )
+    return AlertGroup(
+        source=Source.ALERTMANAGER,
+        group_key="",
+        status=Status.FIRING,
+        alerts=alerts,
+        group_labels=str_map(raw.get("labels"), "group.labels"),
+        receiver=text(receiver.get("name"), "group.receiver.name", default=""),
+    )
+
+
 def _alert(value: Any, where: str) -> Alert:
     raw = obj(value, where)
     status_text = text(raw.get("status"), f"{where}.status")

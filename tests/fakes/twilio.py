@@ -12,14 +12,25 @@ import json
 import math
 import re
 import secrets
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from twilio.request_validator import RequestValidator
 
-from tests.fakes.base import Behaviour, Failure, FakeServer, RateLimited, Reject, ServerError
+from tests.fakes.base import (
+    Behaviour,
+    Failure,
+    FakeServer,
+    RateLimited,
+    RecordedRequest,
+    Reject,
+    ServerError,
+)
 
 API_VERSION = "2010-04-01"
 TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -244,6 +255,77 @@ class FakeTwilio(FakeServer):
                 "uri": uri,
             },
         )
+
+    # -- Twilio calling us back ------------------------------------------------------------------
+
+    async def reply_sms(
+        self, url: str, from_: str, body: str, *, to: str = "+447700900999", sign: bool = True
+    ) -> tuple[int, str]:
+        """Someone texts our number: Twilio posts the incoming message to the webhook `url`."""
+        sid = "SM" + secrets.token_hex(16)
+        params = {
+            "ToCountry": "GB",
+            "ToState": "",
+            "SmsMessageSid": sid,
+            "NumMedia": "0",
+            "ToCity": "",
+            "FromZip": "",
+            "SmsSid": sid,
+            "FromState": "",
+            "SmsStatus": "received",
+            "FromCity": "",
+            "Body": body,
+            "FromCountry": "GB",
+            "To": to,
+            "ToZip": "",
+            "NumSegments": "1",
+            "ReferralNumMedia": "0",
+            "MessageSid": sid,
+            "AccountSid": self.account_sid,
+            "From": from_,
+            "ApiVersion": API_VERSION,
+        }
+        return await self.call_back(url, params, sign=sign)
+
+    async def press_key(
+        self, call: RecordedRequest, digits: str, *, answered_by: str | None = None
+    ) -> tuple[int, str]:
+        """The callee presses `digits` during a call we placed: Twilio posts them to the
+        `<Gather action>` of the call's TwiML, with the call's parameters."""
+        form = call.form()
+        # The router under test wrote this TwiML; nothing untrusted is parsed.
+        gather = ET.fromstring(form["Twiml"]).find("Gather")  # noqa: S314
+        if gather is None:
+            raise AssertionError(f"the call's TwiML has no <Gather>: {form['Twiml']}")
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": "CA" + secrets.token_hex(16),
+            "CallStatus": "in-progress",
+            "Called": form["To"],
+            "Caller": form["From"],
+            "Direction": "outbound-api",
+            "Digits": digits,
+            "FinishedOnKey": "",
+            "From": form["From"],
+            "To": form["To"],
+            **({"AnsweredBy": answered_by} if answered_by else {}),
+        }
+        return await self.call_back(gather.attrib["action"], params)
+
+    async def call_back(
+        self, url: str, params: Mapping[str, str], *, sign: bool = True
+    ) -> tuple[int, str]:
+        """POST a form as Twilio does, signed with the account's auth token (status, body)."""
+        headers = {"I-Twilio-Idempotency-Token": secrets.token_hex(16)}
+        if sign:
+            validator = RequestValidator(self.auth_token)
+            headers["X-Twilio-Signature"] = validator.compute_signature(url, dict(params))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=dict(params), headers=headers) as response,
+        ):
+            return response.status, await response.text()
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

@@ -1,0 +1,118 @@
+"""Twilio call-backs: `ACK <code>` SMS replies and the call's "press 1 to acknowledge"."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from aiohttp import web
+from multidict import MultiDict
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+from receiver import acktoken, auth
+from receiver.acknowledge import Outcome, Refused, acknowledge, find_page, from_token
+from receiver.callbacks import person_by_phone, public_url, refused
+from receiver.model import Channel
+from receiver.router import ROUTER, Router
+
+# "ACK", "ack 7kq2a", " Ack  7KQ2A. " — a phone keyboard adds capitals and full stops.
+_ACK = re.compile(r"\s*ack\s*([0-9a-z]{5})?\s*[.!]?\s*", re.IGNORECASE)
+_HELP = "Reply ACK <code> to acknowledge a page, or ACK for your most recent page."
+# Twilio's AnsweredBy values for a machine (only sent when machine detection is on).
+_MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/twilio/sms", sms_reply)
+    app.router.add_post("/webhooks/twilio/voice", key_press)
+
+
+async def sms_reply(request: web.Request) -> web.Response:
+    router = request.app[ROUTER]
+    form = await _signed_form(request, router, Channel.SMS)
+    if isinstance(form, web.Response):
+        return form
+    sender, text = form.get("From", ""), form.get("Body", "")
+    person = person_by_phone(router.config, sender)
+    if person is None:
+        refused(router, Channel.SMS, "unknownSender", "an SMS from a number that is no one's")
+        return _message("This number is not on the on-call roster; nothing was acknowledged.")
+    match = _ACK.fullmatch(text)
+    if match is None:
+        refused(router, Channel.SMS, "notAcknowledged", f"an SMS from {person} that is not ACK")
+        return _message(_HELP)
+    code = match.group(1).upper() if match.group(1) else None
+    try:
+        page = await find_page(router, person, code)
+        outcome = await acknowledge(router, dataclasses.replace(page.request, by=person))
+    except Refused as e:
+        refused(router, Channel.SMS, e.reason, f"{person}: {e.detail}")
+        return _message(f"Not acknowledged: {e.detail}. {_HELP if code else ''}".strip())
+    return _message(f"{_confirmation(router, outcome)} ({page.request.what}, code {code or '-'})")
+
+
+async def key_press(request: web.Request) -> web.Response:
+    router = request.app[ROUTER]
+    form = await _signed_form(request, router, Channel.CALL)
+    if isinstance(form, web.Response):
+        return form
+    if form.get("AnsweredBy", "") in _MACHINE or form.get("Digits", "") != "1":
+        refused(router, Channel.CALL, "notAcknowledged", "no 1 pressed, or a machine answered")
+        return _speech("Not acknowledged. Goodbye.")
+    secret = router.settings.ack_secret or ""
+    text = request.query.get("token", "")
+    try:
+        token = acktoken.verify(text, secret, router.clock().timestamp())
+        outcome = await acknowledge(
+            router, from_token(token, acktoken.signature(text), token.to, Channel.CALL)
+        )
+    except acktoken.TokenError as e:
+        refused(router, Channel.CALL, e.reason, str(e))
+        return _speech(f"Not acknowledged: {e}. Goodbye.")
+    except Refused as e:
+        refused(router, Channel.CALL, e.reason, e.detail)
+        return _speech(f"Not acknowledged: {e.detail}. Goodbye.")
+    return _speech(f"{_confirmation(router, outcome)} Goodbye.")
+
+
+async def _signed_form(
+    request: web.Request, router: Router, channel: Channel
+) -> MultiDict[str] | web.Response:
+    """The posted form if Twilio signed it for our public URL; else a 403 to return."""
+    token = router.settings.twilio_auth_token
+    if not router.ack_enabled or not token:
+        refused(router, channel, "storeUnavailable", "acknowledgement is not configured")
+        return web.json_response(
+            {"error": "not_configured", "detail": "acknowledgement is not configured"}, status=404
+        )
+    # Twilio posts a plain form: every value is text.
+    form = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
+    signature = request.headers.get("X-Twilio-Signature")
+    if not auth.twilio_signature_ok(public_url(router, request), form, signature, token):
+        refused(router, channel, "badSignature", "bad or missing X-Twilio-Signature")
+        return web.json_response(
+            {"error": "forbidden", "detail": "bad or missing X-Twilio-Signature"}, status=403
+        )
+    return form
+
+
+def _confirmation(router: Router, outcome: Outcome) -> str:
+    until = outcome.ack.until.astimezone(router.config.timezone)
+    when = f"{until:%H:%M} {until.tzname()}"
+    if outcome.new:
+        return f"Acknowledged until {when}: escalation is paused."
+    return f"Already acknowledged by {outcome.ack.by} until {when}."
+
+
+def _message(text: str) -> web.Response:
+    reply = MessagingResponse()
+    reply.message(text)
+    return web.Response(text=str(reply), content_type="text/xml")
+
+
+def _speech(text: str) -> web.Response:
+    reply = VoiceResponse()
+    reply.say(text)
+    reply.hangup()
+    return web.Response(text=str(reply), content_type="text/xml")

@@ -1,0 +1,306 @@
+"""Acknowledging by SMS reply, key press and email link, through the router's real endpoints.
+
+Alertmanager (the real 0.25 binary) holds the acknowledgements; the fake Twilio calls back with
+real signatures. See tests/ack_rig.py for the set-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import time
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from receiver import acktoken
+from receiver.model import Channel, Severity
+from tests.ack_rig import ACK_SECRET, ALICE, BOB, CAROL, AckRig
+from tests.helpers import metric
+
+SMS_HOOK = "/webhooks/twilio/sms"
+
+
+def acks(rig: AckRig, channel: str) -> float:
+    return metric(rig.router, "oncall_router_acknowledgements_total", {"channel": channel})
+
+
+def refusals(rig: AckRig, channel: str, reason: str) -> float:
+    labels = {"channel": channel, "reason": reason}
+    return metric(rig.router, "oncall_router_acknowledgements_refused_total", labels)
+
+
+async def test_sms_reply_acknowledges_and_holds_escalation(rig: AckRig) -> None:
+    await rig.fire(ago=timedelta(minutes=2))
+    assert rig.sms(ALICE)
+    assert not rig.sms(BOB)
+    code = rig.code(ALICE)
+    assert len(rig.sms(ALICE)[0]) <= 160, rig.sms(ALICE)[0]  # still one segment
+
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, f" ack {code.lower()}.")
+    assert status == 200
+    assert "<Message>Acknowledged until" in reply, reply
+    [marker] = await rig.markers()
+    assert marker["createdBy"] == "alice"
+    assert marker["status"]["state"] == "active"
+    labels = {m["name"]: m["value"] for m in marker["matchers"]}
+    assert labels["oncall_router_channel"] == "sms"
+    assert acks(rig, "sms") == 1
+    observed = metric(
+        rig.router, "oncall_router_time_to_acknowledge_seconds_count", {"severity": "critical"}
+    )
+    assert observed == 1
+
+    # 12 minutes later (bob's step is at 10) the re-send pages nobody: escalation is held.
+    rig.clock.offset = timedelta(minutes=12)
+    await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
+    assert not rig.sms(BOB)
+    assert len(rig.sms(ALICE)) == 1
+
+    # The resolved notice still reaches alice (a plain silence would have swallowed it).
+    await rig.fire(ago=timedelta(minutes=2), resolved=True)
+    assert rig.sms(ALICE)[-1].startswith("RESOLVED "), rig.sms(ALICE)
+    assert not rig.sms(BOB)
+    assert not rig.sms(CAROL)
+
+
+async def test_expired_acknowledgement_pages_the_current_level_again(rig: AckRig) -> None:
+    await rig.fire(ago=timedelta(minutes=2))
+    await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "ACK")
+    assert acks(rig, "sms") == 1
+    # 25 minutes on: still acknowledged (30 min), nothing new.
+    rig.clock.offset = timedelta(minutes=25)
+    await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
+    assert not rig.sms(BOB)
+    assert not rig.sms(CAROL)
+    # 35 minutes on: expired; the group has been firing 37 min, so bob and carol are paged.
+    rig.clock.offset = timedelta(minutes=35)
+    await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
+    assert len(rig.sms(BOB)) == 1
+    assert len(rig.sms(CAROL)) == 1
+    # Once: the next re-send is a repeat.
+    await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
+    assert len(rig.sms(BOB)) == 1
+    assert len(rig.sms(CAROL)) == 1
+
+
+async def test_sms_ack_alone_takes_the_most_recent_page(rig: AckRig) -> None:
+    await rig.fire("OldAlert", ago=timedelta(minutes=5))
+    old = rig.code(ALICE)
+    await rig.fire("NewAlert", ago=timedelta(minutes=1))
+    new = rig.code(ALICE)
+    assert old != new
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "Ack")
+    assert status == 200, reply
+    assert "NewAlert" in reply, reply
+    [marker] = await rig.markers()
+    assert marker["createdBy"] == "alice"
+    # A repeat of the same reply is harmless.
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, f"ACK {new}")
+    assert "Already acknowledged by alice" in reply, reply
+    assert len(await rig.markers()) == 1
+
+
+@pytest.mark.parametrize(
+    ("sender", "text", "reason", "answer"),
+    [
+        ("+447700900666", "ACK", "unknownSender", "not on the on-call roster"),
+        (ALICE, "hello?", "notAcknowledged", "Reply ACK &lt;code&gt;"),
+        (ALICE, "ACK ZZZZZ", "unknownGroup", "no firing alert has code ZZZZZ"),
+    ],
+)
+async def test_sms_replies_that_acknowledge_nothing(
+    rig: AckRig, sender: str, text: str, reason: str, answer: str
+) -> None:
+    await rig.fire()
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, sender, text)
+    assert status == 200, reply
+    assert answer in reply, reply
+    assert reply.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Message>')
+    assert refusals(rig, "sms", reason) == 1
+    assert await rig.markers() == []
+
+
+async def test_unsigned_or_missigned_sms_is_refused(rig: AckRig) -> None:
+    await rig.fire()
+    status, _ = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "ACK", sign=False)
+    assert status == 403
+    # Signed for another URL (a replay against a different host) fails too.
+    params = {"From": ALICE, "Body": "ACK", "To": "+447700900999"}
+    validator_url = "https://elsewhere.example.com" + SMS_HOOK
+    from twilio.request_validator import RequestValidator
+
+    signature = RequestValidator(rig.twilio.auth_token).compute_signature(validator_url, params)
+    async with rig.session.post(
+        rig.url + SMS_HOOK, data=params, headers={"X-Twilio-Signature": signature}
+    ) as r:
+        assert r.status == 403
+    assert refusals(rig, "sms", "badSignature") == 2
+    assert await rig.markers() == []
+
+
+async def test_key_press_acknowledges(rig: AckRig) -> None:
+    await rig.fire()
+    [call] = rig.calls(ALICE)
+    twiml = call.form()["Twiml"]
+    assert "<Gather" in twiml, twiml
+    assert "Press 1 to acknowledge." in twiml, twiml
+    status, reply = await rig.twilio.press_key(call, "1")
+    assert status == 200
+    assert "<Say>Acknowledged until" in reply, reply
+    assert "<Hangup />" in reply, reply
+    [marker] = await rig.markers()
+    assert {m["name"]: m["value"] for m in marker["matchers"]}["oncall_router_channel"] == "call"
+    assert acks(rig, "call") == 1
+
+
+@pytest.mark.parametrize(
+    ("digits", "answered_by"), [("2", None), ("", None), ("1", "machine_end_beep")]
+)
+async def test_key_press_that_is_not_an_acknowledgement(
+    rig: AckRig, digits: str, answered_by: str | None
+) -> None:
+    await rig.fire()
+    [call] = rig.calls(ALICE)
+    status, reply = await rig.twilio.press_key(call, digits, answered_by=answered_by)
+    assert status == 200, reply
+    assert "Not acknowledged" in reply, reply
+    assert await rig.markers() == []
+    assert refusals(rig, "call", "notAcknowledged") == 1
+
+
+async def test_key_press_with_a_forged_token(rig: AckRig) -> None:
+    await rig.fire()
+    [call] = rig.calls(ALICE)
+    action = re.search(r'action="([^"]+)"', call.form()["Twiml"])
+    assert action
+    url = action.group(1).replace("&amp;", "&")
+    payload, _, sig = url.partition("token=")[2].partition(".")
+    # Another group's id in a re-encoded payload, with the old signature: Twilio signs the
+    # request (it is a genuine call-back) but our token's HMAC no longer matches.
+    forged = url.replace(payload, payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB"))
+    status, reply = await rig.twilio.call_back(forged, {"Digits": "1", "From": "+1", "To": ALICE})
+    assert status == 200, reply
+    assert "Not acknowledged" in reply, reply
+    assert refusals(rig, "call", "forged") + refusals(rig, "call", "malformed") == 1
+    assert await rig.markers() == []
+    assert sig
+
+
+def _link(rig: AckRig) -> str:
+    [mail] = rig.emails()
+    text = next(c["value"] for c in mail["content"] if c["type"] == "text/plain")
+    match = re.search(r"Acknowledge \(pauses escalation\): (\S+)", text)
+    assert match, text
+    html = next(c["value"] for c in mail["content"] if c["type"] == "text/html")
+    assert f'href="{match.group(1)}"' in html
+    return match.group(1)
+
+
+async def test_email_link_get_confirms_and_only_post_acknowledges(rig: AckRig) -> None:
+    await rig.fire()
+    link = _link(rig)
+    assert link.startswith(rig.url + "/ack/")
+    async with rig.session.get(link) as r:
+        page = await r.text()
+        assert r.status == 200, page
+        assert '<form method="post">' in page, page
+        assert r.headers["Cache-Control"] == "no-store"
+    assert await rig.markers() == []  # a link scanner's GET acknowledges nothing
+    async with rig.session.post(link) as r:
+        assert r.status == 200
+        assert "Acknowledged" in await r.text()
+    [marker] = await rig.markers()
+    assert marker["createdBy"] == "alice"
+    assert acks(rig, "email") == 1
+    async with rig.session.post(link) as r:
+        assert r.status == 200
+        assert "Already acknowledged" in await r.text()
+    assert len(await rig.markers()) == 1
+
+
+async def test_email_link_forged_or_expired(rig: AckRig) -> None:
+    await rig.fire()
+    link = _link(rig)
+    token = acktoken.verify(link.rsplit("/", 1)[1], ACK_SECRET, time.time())
+    expired = acktoken.sign(dataclasses.replace(token, expires=int(time.time()) - 1), ACK_SECRET)
+    other = acktoken.sign(dataclasses.replace(token, severity=Severity.LOW), "not-our-secret")
+    for text, status, reason in ((expired, 410, "expired"), (other, 403, "forged")):
+        for method in ("GET", "POST"):
+            async with rig.session.request(method, f"{rig.url}/ack/{text}") as r:
+                assert r.status == status, await r.text()
+        assert refusals(rig, "email", reason) == 2
+    async with rig.session.post(f"{rig.url}/ack/not-a-token") as r:
+        assert r.status == 403
+    assert await rig.markers() == []
+
+
+async def test_replayed_link_after_its_acknowledgement_expired(
+    rig: AckRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Acknowledgements of critical alerts last one second here.
+    expires = dict(rig.router.config.acknowledgement.expires_after)
+    expires[Severity.CRITICAL] = 1.0
+    short = dataclasses.replace(rig.router.config.acknowledgement, expires_after=expires)
+    monkeypatch.setattr(
+        rig.router, "config", dataclasses.replace(rig.router.config, acknowledgement=short)
+    )
+    await rig.fire()
+    link = _link(rig)
+    async with rig.session.post(link) as r:
+        assert r.status == 200
+        assert "Acknowledged" in await r.text()
+    await asyncio.sleep(1.5)
+    async with rig.session.post(link) as r:
+        page = await r.text()
+        assert r.status == 410, page
+        assert "used before and has expired" in page, page
+    assert refusals(rig, "email", "replayed") == 1
+    assert len(await rig.markers()) == 1
+
+
+async def test_alertmanager_down_escalates_and_refuses_acks(rig: AckRig) -> None:
+    rig.am.stop()
+    answer = await rig.fire(in_alertmanager=False)
+    assert answer["status"] == "accepted"
+    assert rig.sms(ALICE)  # paging goes on
+    assert metric(rig.router, "oncall_router_acknowledgement_lookups_failed_total") == 1
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "ACK")
+    assert status == 200, reply
+    assert "Alertmanager is unreachable" in reply, reply
+    assert refusals(rig, "sms", "storeUnavailable") == 1
+
+
+async def test_no_acknowledgement_parts_without_configuration(
+    session: aiohttp.ClientSession, rig: AckRig
+) -> None:
+    rig.router.settings = dataclasses.replace(rig.router.settings, ack_secret=None)
+    await rig.fire()
+    assert "ACK" not in rig.sms(ALICE)[0]
+    assert "<Gather" not in rig.calls(ALICE)[0].form()["Twiml"]
+    status, _ = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "ACK")
+    assert status == 404
+    del session
+
+
+def test_token_round_trip_and_tampering() -> None:
+    token = acktoken.AckToken("0123456789abcdef", 1, Severity.HIGH, 100, 2_000, "bob", Channel.SMS)
+    text = acktoken.sign(token, ACK_SECRET)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", text)
+    assert acktoken.verify(text, ACK_SECRET, 1_999) == token
+    with pytest.raises(acktoken.TokenError) as expired:
+        acktoken.verify(text, ACK_SECRET, 2_000)
+    assert expired.value.reason == "expired"
+    with pytest.raises(acktoken.TokenError) as wrong_key:
+        acktoken.verify(text, "another-secret", 0)
+    assert wrong_key.value.reason == "forged"
+    payload, sig = text.split(".")
+    longer = acktoken.sign(dataclasses.replace(token, expires=9_999), ACK_SECRET).split(".")[0]
+    with pytest.raises(acktoken.TokenError) as swapped:
+        acktoken.verify(f"{longer}.{sig}", ACK_SECRET, 0)
+    assert swapped.value.reason == "forged"
+    for junk in ("", "abc", "a.b.c", f"{payload}.", f"{payload}.!!", "x" * 2000):
+        with pytest.raises(acktoken.TokenError):
+            acktoken.verify(junk, ACK_SECRET, 0)
