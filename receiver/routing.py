@@ -186,6 +186,7 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
             routes[route.name] = route
             by_route.setdefault(route.name, []).append((alert, decision.severity))
 
+    current = next((a for a in reversed(acks) if a.active(now)), None)
     notifications: list[Notification] = []
     skipped: list[Skipped] = []
     seen: set[tuple[str, str]] = set()
@@ -222,6 +223,10 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                 if closed is not None:
                     skipped.append(Skipped(name, level, target, closed))
                     continue
+                # Acknowledged: nobody is paged again (not even after a restart emptied the
+                # dedupe store) until it expires; Slack channels still hear of the group.
+                if firing and current is not None and target.ref_kind != "channel":
+                    continue
                 for recipient in recipients(config, target, due):
                     # One message per channel and address, even when routes or levels overlap.
                     if (target.kind.value, recipient.address) in seen:
@@ -242,7 +247,6 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                             templates=route.templates,
                         )
                     )
-    current = next((a for a in reversed(acks) if a.active(now)), None)
     return Plan(group, tuple(routed), tuple(notifications), tuple(skipped), current)
 
 

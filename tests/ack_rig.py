@@ -213,6 +213,7 @@ async def serve_rig(
     port: int | None = None,
     clock: Clock | None = None,
     alertmanager_url: str | None = None,
+    receiver_auth_token: str | None = None,
 ) -> AsyncIterator[AckRig]:
     """A router on 127.0.0.1:`port` (a free one by default) using `am` for acknowledgements."""
     port = port or free_port()
@@ -222,6 +223,7 @@ async def serve_rig(
         ack_secret=ACK_SECRET,
         alertmanager_url=alertmanager_url or am.url,
         public_url=url,
+        receiver_auth_token=receiver_auth_token,
     )
     clock = clock or Clock()
     router = Router(
