@@ -64,6 +64,16 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
     assert config.delivery.deadline == 10.0
     assert config.delivery.rate_limits[Channel.SLACK] == 1.0
     assert config.limits.max_body_bytes == 1024 * 1024
+    assert config.acknowledgement.expires_after[Severity.CRITICAL] == 30 * 60
+    assert config.acknowledgement.links_valid_for == 12 * 3600
+
+
+def test_acknowledgement_settings(tmp_path: Path) -> None:
+    text = "acknowledgement: {expires_after: {critical: 15m}, silence_for: 2h}\n"
+    ack = load_config(write(tmp_path, MINIMAL + text), {}).acknowledgement
+    assert ack.expires_after[Severity.CRITICAL] == 900
+    assert ack.expires_after[Severity.HIGH] == 3600  # the others keep their defaults
+    assert ack.silence_for == 7200
 
 
 def test_three_mistakes_all_reported_with_lines(tmp_path: Path) -> None:
@@ -109,6 +119,12 @@ def test_three_mistakes_all_reported_with_lines(tmp_path: Path) -> None:
         ("slack: {ops: {}}\n", "give channel (Web API) or webhook_url"),
         ("slack: {ops: {channel: C1, webhook_url: 'https://x'}}\n", "not both"),
         ("Slack: {}\n", "Slack: unknown key (did you mean 'slack'?)"),
+        (
+            "acknowledgement: {expires_after: {critical: 0s}}\n",
+            "acknowledgement.expires_after.critical: must be more than 0",
+        ),
+        ("acknowledgement: {expires_after: {p1: 1h}}\n", "expires_after.p1: unknown key"),
+        ("acknowledgement: {links_valid_for: forever}\n", "bad duration 'forever'"),
     ],
 )
 def test_each_mistake_is_named(tmp_path: Path, snippet: str, expected: str) -> None:

@@ -57,6 +57,7 @@ DESIGN_SECRETS = (
     "TWILIO_FROM",
     "SENDGRID_API_KEY",
     "SENDGRID_FROM",
+    "ACK_SECRET",  # signs acknowledgement tokens (issue 5)
 )
 DESIGN_PLAIN = ("ALERTMANAGER_URL", "PUBLIC_URL", "LOG_LEVEL")
 # Vendor endpoint overrides (proxies, tests): the defaults are right in a cluster.
