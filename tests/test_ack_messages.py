@@ -1,0 +1,148 @@
+"""What each message carries so it can be acknowledged: SMS code, call key prompt, email link."""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+from datetime import timedelta
+
+import pytest
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from receiver import render, templates
+from receiver.acks import CODE_LENGTH, group_id, sms_code
+from receiver.channels.sendgrid import html_notice, mail_body
+from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, twiml
+from receiver.model import AckRef, Alert, AlertGroup, Channel, Notification, Source, Status
+from receiver.routing import plan
+from receiver.sources import alertmanager
+from tests.fakes.twilio import num_segments
+from tests.helpers import NOW, fixture, shipped_config
+
+CONFIG = shipped_config()
+TZ = CONFIG.timezone
+REF = AckRef("BEYC2", "eyJncm91cCI6IjEifQ.c2lnbmF0dXJl", "https://oncall.example.com")
+
+
+def with_ack(channel: Channel, name: str = "alertmanager-firing-critical.json") -> Notification:
+    group = alertmanager.parse(fixture(name))
+    n = next(n for n in plan(CONFIG, group, NOW).notifications if n.channel is channel)
+    return dataclasses.replace(n, ack=REF)
+
+
+def resolved(n: Notification) -> Notification:
+    alerts = tuple(dataclasses.replace(a, status=Status.RESOLVED, ends_at=NOW) for a in n.alerts)
+    return dataclasses.replace(n, alerts=alerts)
+
+
+def test_sms_ends_with_the_code_and_stays_one_segment() -> None:
+    n = with_ack(Channel.SMS)
+    text = templates.sms_text(n, TZ)
+    assert text.endswith(" Reply ACK BEYC2"), text
+    assert num_segments(text) == 1, text
+    # The summary gave way, not the facts: the plain message is as long, without the code.
+    plain = templates.sms_text(dataclasses.replace(n, ack=None), TZ)
+    assert "ACK" not in plain
+    assert len(text) <= 160
+
+
+@pytest.mark.parametrize("summary", ["x" * 3000, "short"])
+def test_sms_code_survives_long_texts_and_overrides(summary: str) -> None:
+    n = with_ack(Channel.SMS)
+    alerts = tuple(
+        dataclasses.replace(a, annotations={**a.annotations, "summary": summary}) for a in n.alerts
+    )
+    n = dataclasses.replace(n, alerts=alerts)
+    assert templates.sms_text(n, TZ).endswith(" Reply ACK BEYC2")
+    novel = dataclasses.replace(n, templates={"sms": "{% for i in range(900) %}ab{% endfor %}"})
+    text = templates.sms_text(novel, TZ)
+    assert len(text) == render.SMS_LIMIT
+    assert text.endswith(" Reply ACK BEYC2")
+
+
+def test_resolved_messages_ask_for_nothing() -> None:
+    assert "ACK" not in templates.sms_text(resolved(with_ack(Channel.SMS)), TZ)
+    assert "<Gather" not in twiml(resolved(with_ack(Channel.CALL)), TZ)
+    email = resolved(with_ack(Channel.EMAIL))
+    assert REF.link not in templates.email_text(email, TZ)
+    assert REF.link not in html_notice(email, TZ)
+
+
+def test_call_asks_to_press_1_inside_a_gather() -> None:
+    n = with_ack(Channel.CALL)
+    document = twiml(n, TZ)
+    speech = templates.call_speech(n, TZ)
+    # Exactly what the twilio library writes for the same verbs.
+    expected = VoiceResponse()
+    gather = Gather(num_digits=1, action=REF.voice_action, method="POST", timeout=GATHER_TIMEOUT)
+    gather.say(f"{speech} {PROMPT}")
+    gather.pause(length=1)
+    gather.say(f"{speech} {PROMPT}")
+    expected.append(gather)
+    expected.say("Not acknowledged. Goodbye.")
+    expected.hangup()
+    assert document == str(expected)
+    root = ET.fromstring(document)  # noqa: S314 (our own output)
+    assert [c.tag for c in root] == ["Gather", "Say", "Hangup"]
+    assert root[0].attrib["action"] == f"{REF.public_url}/webhooks/twilio/voice?token={REF.token}"
+
+
+def test_call_with_a_gather_still_fits_4000() -> None:
+    n = with_ack(Channel.CALL)
+    override = "{% for i in range(3000) %}<&> {% endfor %}"
+    document = twiml(dataclasses.replace(n, templates={"call": override}), TZ)
+    assert len(document) <= MAX_TWIML
+    assert "<Gather" in document
+    assert f"{PROMPT}</Say>" in document  # the prompt is never the part cut off
+
+
+def test_email_has_the_link_in_both_parts() -> None:
+    n = with_ack(Channel.EMAIL)
+    body = mail_body(n, TZ, "alerts@example.com")
+    text, html = (c["value"] for c in body["content"])
+    assert f"Acknowledge (pauses escalation): {REF.link}" in text
+    assert f'href="{REF.link}"' in html
+    assert REF.link == f"https://oncall.example.com/ack/{REF.token}"
+
+
+def test_group_id_is_the_same_from_webhook_and_api() -> None:
+    """An SMS reply finds its group through `GET /api/v2/alerts/groups`: same id as the webhook."""
+    webhook = alertmanager.parse(fixture("alertmanager-firing-critical.json"))
+    api = alertmanager.api_group(
+        {
+            "labels": dict(webhook.group_labels),
+            "receiver": {"name": webhook.receiver},
+            "alerts": [
+                {
+                    "labels": dict(a.labels),
+                    "annotations": dict(a.annotations),
+                    "startsAt": a.starts_at.isoformat(),
+                    "endsAt": (NOW + timedelta(minutes=5)).isoformat(),
+                    "fingerprint": a.fingerprint,
+                    "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+                    "receivers": [{"name": webhook.receiver}],
+                    "updatedAt": NOW.isoformat(),
+                }
+                for a in webhook.alerts
+            ],
+        }
+    )
+    assert group_id(api) == group_id(webhook)
+    assert [a.status for a in api.alerts] == [Status.FIRING] * len(webhook.alerts)
+    other = dataclasses.replace(api, group_labels={**api.group_labels, "service": "other"})
+    assert group_id(other) != group_id(api)
+
+
+def test_codes_are_short_and_unambiguous() -> None:
+    ids = [f"{i * 7919:016x}" for i in range(2000)]
+    codes = [sms_code(i) for i in ids]
+    assert all(len(c) == CODE_LENGTH for c in codes)
+    assert not set("ILOU").intersection("".join(codes))
+    assert len(set(codes)) == len(codes)
+
+
+def test_group_without_labels_falls_back_to_its_key() -> None:
+    alert = Alert(Source.SENTRY, Status.FIRING, {"a": "b"}, {}, NOW, "f")
+    first = AlertGroup(Source.SENTRY, "sentry:1", Status.FIRING, (alert,))
+    second = dataclasses.replace(first, group_key="sentry:2")
+    assert group_id(first) != group_id(second)
