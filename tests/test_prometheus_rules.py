@@ -95,6 +95,7 @@ def test_every_alert_is_labelled_and_annotated() -> None:
         "OncallRouterWebhooksSlow",
         "OncallRouterAlertsUnrouted",
         "OncallRouterAlertsSeverityDefaulted",
+        "OncallRouterAcknowledgementsUnavailable",
     }
 
 
