@@ -18,7 +18,7 @@ from receiver.channels.base import Sender
 from receiver.config import Config
 from receiver.delivery import Deliverer, Outcome, Report
 from receiver.metrics import Metrics, OnCallCollector
-from receiver.model import AckRef, AlertGroup, Channel, Status
+from receiver.model import AckRef, AlertGroup, Channel, Source, Status
 from receiver.routing import Plan, plan
 from receiver.settings import Settings
 
@@ -111,6 +111,10 @@ class Router:
         """Give each firing message its code and signed token."""
         secret, public_url = self.settings.ack_secret, self.settings.public_url
         if not self.ack_enabled or secret is None or public_url is None:
+            return result
+        if result.group.source is not Source.ALERTMANAGER:
+            # Delivered directly (a Sentry event Alertmanager did not take): it never comes back
+            # through Alertmanager, so there is no later page for an acknowledgement to stop.
             return result
         gid = group_id(result.group)
         code = sms_code(gid)

@@ -15,9 +15,10 @@ from receiver.channels.sendgrid import html_notice, mail_body
 from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, twiml
 from receiver.model import AckRef, Alert, AlertGroup, Channel, Notification, Source, Status
 from receiver.routing import plan
-from receiver.sources import alertmanager
+from receiver.settings import Settings
+from receiver.sources import alertmanager, sentry
 from tests.fakes.twilio import num_segments
-from tests.helpers import NOW, fixture, shipped_config
+from tests.helpers import NOW, dry_run_router, fixture, shipped_config
 
 CONFIG = shipped_config()
 TZ = CONFIG.timezone
@@ -146,3 +147,27 @@ def test_group_without_labels_falls_back_to_its_key() -> None:
     first = AlertGroup(Source.SENTRY, "sentry:1", Status.FIRING, (alert,))
     second = dataclasses.replace(first, group_key="sentry:2")
     assert group_id(first) != group_id(second)
+
+
+def test_only_alertmanager_groups_carry_acknowledgement() -> None:
+    """A Sentry event delivered directly never comes back through Alertmanager: nothing to stop."""
+    settings = Settings(
+        ack_secret="s3cret-for-tokens",
+        alertmanager_url="http://alertmanager:9093",
+        public_url="https://oncall.example.com",
+    )
+    router, _ = dry_run_router(settings=settings)
+    paged = router.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
+    assert paged.notifications
+    assert all(n.ack is not None for n in paged.notifications)
+    event = sentry.parse(
+        "metric_alert", fixture("sentry-metric-alert-critical.json"), CONFIG.sentry.issues
+    )
+    assert event is not None
+    direct = router.plan(event).notifications
+    assert direct
+    assert all(n.ack is None for n in direct)
+    # Without every setting, nothing carries acknowledgement parts.
+    router.settings = dataclasses.replace(settings, public_url=None)
+    plain = router.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
+    assert all(n.ack is None for n in plain.notifications)
