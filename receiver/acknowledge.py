@@ -95,7 +95,7 @@ async def acknowledge(router: Router, request: Request) -> Outcome:
             comment=comment,
         )
     except StoreError as e:
-        raise _unavailable("cannot record an acknowledgement", e) from None
+        raise unavailable("cannot record an acknowledgement", e) from None
     ack = Ack(
         request.group,
         request.by,
@@ -140,7 +140,7 @@ async def find_page(router: Router, person: str, code: str | None) -> Page:
     try:
         groups = await store.groups()
     except StoreError as e:
-        raise _unavailable("cannot list alert groups", e) from None
+        raise unavailable("cannot list alert groups", e) from None
     now = router.clock()
     if code is not None:
         for group in groups:
@@ -186,7 +186,8 @@ def _page(
     )
 
 
-def _unavailable(what: str, e: StoreError) -> Refused:
+def unavailable(what: str, e: StoreError) -> Refused:
+    """Log why Alertmanager failed; the refusal the person sees says only to try again."""
     log.error(what, extra={"detail": str(e)})
     return Refused("storeUnavailable", "Alertmanager is unreachable; try again")
 

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from receiver import auth
 from receiver.acks import AlertmanagerStore
 from receiver.callbacks import email as email_callbacks
+from receiver.callbacks import slack as slack_callbacks
 from receiver.callbacks import twilio as twilio_callbacks
 from receiver.delivery import Report
 from receiver.forward import ForwardError, forward, postable_alerts
@@ -78,6 +79,7 @@ def create_app(router: Router, sender_factory: SenderFactory | None = None) -> w
     app.router.add_post("/webhooks/sentry", _sentry)
     app.router.add_post("/webhooks/sentry/legacy/{token}", _sentry_legacy)
     twilio_callbacks.add_routes(app)
+    slack_callbacks.add_routes(app)
     email_callbacks.add_routes(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/-/healthy", _healthy)

@@ -29,7 +29,9 @@ def vendor_senders(
 ) -> Mapping[Channel, Sender]:
     tz = config.timezone
     return {
-        Channel.SLACK: SlackSender(session, settings, tz, config.slack),
+        Channel.SLACK: SlackSender(
+            session, settings, tz, config.slack, silence_for=config.acknowledgement.silence_for
+        ),
         Channel.SMS: SmsSender(session, settings, tz),
         Channel.CALL: CallSender(session, settings, tz),
         Channel.EMAIL: EmailSender(session, settings, tz),

@@ -15,8 +15,9 @@ from urllib.parse import quote
 import aiohttp
 
 from receiver import render, templates
+from receiver.acks import group_id
 from receiver.channels.base import DeliveryError, reason_for_status, retry_after
-from receiver.config import SlackDestination
+from receiver.config import Acknowledgement, SlackDestination
 from receiver.model import Alert, Notification, Severity, Status
 from receiver.settings import Settings
 
@@ -34,6 +35,14 @@ _COLOUR = {
 }
 _RESOLVED_COLOUR = "#2eb67d"
 MAX_ALERT_BLOCKS = 10
+# The buttons' block: its id names the group, so a click can be matched to its message.
+ACTIONS_BLOCK_PREFIX = "ack:"
+ACK, SILENCE, RESOLVE = "ack", "silence", "resolve"
+_MAX_BLOCK_ID = 255
+_MAX_BUTTON_VALUE = 2000
+# Alertmanager alerts carrying this label are Sentry events the router forwarded.
+SENTRY_LABEL = ("source", "sentry")
+DEFAULT_SILENCE_FOR = Acknowledgement().silence_for
 # Web API errors worth retrying; every other `ok:false` error is permanent.
 _RETRYABLE_ERRORS = {
     "ratelimited",
@@ -61,14 +70,19 @@ class SlackSender:
         settings: Settings,
         tz: tzinfo,
         destinations: Mapping[str, SlackDestination],
+        *,
+        silence_for: float = DEFAULT_SILENCE_FOR,
     ) -> None:
         self.session = session
         self.settings = settings
         self.tz = tz
         self.destinations = destinations
+        self.silence_for = silence_for
 
     async def send(self, n: Notification) -> None:
-        message = build_message(n, self.tz, self.settings.alertmanager_url)
+        message = build_message(
+            n, self.tz, self.settings.alertmanager_url, silence_for=self.silence_for
+        )
         destination = self.destinations.get(n.recipient.address)
         if destination is not None and destination.webhook_url:
             await self._webhook(destination.webhook_url, message)
@@ -154,9 +168,14 @@ def _ok_false(error: str, headers: Mapping[str, str]) -> DeliveryError:
 
 
 def build_message(
-    n: Notification, tz: tzinfo, alertmanager_url: str | None = None
+    n: Notification,
+    tz: tzinfo,
+    alertmanager_url: str | None = None,
+    *,
+    silence_for: float = DEFAULT_SILENCE_FOR,
 ) -> dict[str, Any]:
-    """Header and facts on top; the alerts, links and a silence link in a coloured attachment."""
+    """Header, facts and buttons on top; the alerts, links and a silence link in a coloured
+    attachment."""
     resolved = n.status is Status.RESOLVED
     emoji = ":white_check_mark:" if resolved else _EMOJI[n.severity]
     place = render.where(n)
@@ -180,6 +199,9 @@ def build_message(
             "fields": [{"type": "mrkdwn", "text": _cut(f, 2000)} for f in fields],
         },
     ]
+    buttons = actions_block(n, silence_for)
+    if buttons is not None:
+        blocks.append(buttons)
     details = [_alert_block(a, tz) for a in render.alerts_shown(n, MAX_ALERT_BLOCKS)]
     hidden = len(n.alerts) - len(details) + n.group.truncated_alerts
     if hidden > 0:
@@ -194,6 +216,80 @@ def build_message(
             {"color": _RESOLVED_COLOUR if resolved else _COLOUR[n.severity], "blocks": details}
         ],
     }
+
+
+def actions_block(n: Notification, silence_for: float) -> dict[str, Any] | None:
+    """Acknowledge and Silence (and Resolve for Sentry events) on a firing message whose
+    recipient can acknowledge; each button carries the signed token (receiver.callbacks.slack)."""
+    if n.ack is None or n.status is not Status.FIRING or len(n.ack.token) > _MAX_BUTTON_VALUE:
+        return None
+    token = n.ack.token
+    duration = duration_text(silence_for)
+    elements = [
+        _button(ACK, "Acknowledge", token, style="primary"),
+        _button(
+            SILENCE,
+            f"Silence {duration}",
+            token,
+            style="danger",
+            confirm=(
+                f"Silence for {duration}?",
+                f"Alertmanager mutes this group for {duration}, its resolved notice included.",
+                "Silence",
+            ),
+        ),
+    ]
+    if n.alerts and all(a.labels.get(SENTRY_LABEL[0]) == SENTRY_LABEL[1] for a in n.alerts):
+        elements.append(
+            _button(
+                RESOLVE,
+                "Resolve",
+                token,
+                confirm=("Resolve?", "This ends the Sentry alert in Alertmanager.", "Resolve"),
+            )
+        )
+    block_id = (ACTIONS_BLOCK_PREFIX + group_id(n.group))[:_MAX_BLOCK_ID]
+    return {"type": "actions", "block_id": block_id, "elements": elements}
+
+
+def _button(
+    action_id: str,
+    label: str,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": _cut(label, 75), "emoji": True},
+        "value": value,
+    }
+    if style is not None:
+        button["style"] = style
+    if confirm is not None:
+        # A slip of the thumb must not mute a group: Slack asks before sending the click.
+        title, text, yes = confirm
+        button["confirm"] = {
+            "title": {"type": "plain_text", "text": _cut(title, 100)},
+            "text": {"type": "plain_text", "text": _cut(text, 300)},
+            "confirm": {"type": "plain_text", "text": _cut(yes, 30)},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
+    return button
+
+
+def duration_text(seconds: float) -> str:
+    """`1h`, `30m`, `1h 30m`, `45s`: short enough for a button label."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else ""]
+    if not hours and not minutes:
+        parts.append(f"{secs}s")
+    return " ".join(p for p in parts if p)
 
 
 def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:

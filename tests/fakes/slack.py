@@ -1,29 +1,48 @@
-"""Fake Slack: incoming webhooks (``/services/T/B/X``) and ``/api/chat.postMessage``.
+"""Fake Slack: incoming webhooks (``/services/T/B/X``), ``/api/chat.postMessage``, the
+``response_url`` of a button click (``/actions/T/N/X``), and the click itself.
 
 Wire facts come from shared/reference/channel-apis.md §1 and §6. The two endpoints fail differently:
 webhooks answer with an HTTP status and a plain-text error string, the Web API answers HTTP 200
-with ``{"ok": false, "error": ...}`` (except 429 and 5xx).
+with ``{"ok": false, "error": ...}`` (except 429 and 5xx). A ``response_url`` answers like a
+webhook. :meth:`FakeSlack.click` posts a signed ``block_actions`` payload the way Slack does (§1.4).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import itertools
 import json
 import re
+import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from tests.fakes.base import Behaviour, Failure, FakeServer, RateLimited, Reject, ServerError
+from tests.fakes.base import (
+    Behaviour,
+    Failure,
+    FakeServer,
+    RateLimited,
+    RecordedRequest,
+    Reject,
+    ServerError,
+)
 
 WEBHOOK_PREFIX = "/services/"
 POST_MESSAGE_PATH = "/api/chat.postMessage"
+RESPONSE_URL_PREFIX = "/actions/"
 TEST_BOT_TOKEN = "xoxb-test-token"
+TEAM_ID = "T0FAKETEAM1"
+APP_ID = "A0FAKEAPP01"
+BOT_USER = "U0FAKEBOT01"
 
 # Status of each webhook error string (Slack changelog 2016-05-17 plus errors seen in the field).
 WEBHOOK_ERROR_STATUS: dict[str, int] = {
@@ -86,6 +105,7 @@ class FakeSlack(FakeServer):
         self._revoked: set[str] = set()
         self._archived: set[str] = set()
         self._last_ts_us = 0
+        self._clicks = itertools.count(1)
 
     def webhook_url(
         self, path: str = "/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
@@ -109,6 +129,7 @@ class FakeSlack(FakeServer):
         return [
             web.post(WEBHOOK_PREFIX + "{team}/{bot}/{secret}", self._webhook),
             web.post(POST_MESSAGE_PATH, self._post_message),
+            web.post(RESPONSE_URL_PREFIX + "{team}/{click}/{secret}", self._response_url),
         ]
 
     def _check_behaviour(self, behaviour: Behaviour) -> None:
@@ -204,11 +225,183 @@ class FakeSlack(FakeServer):
             200, {"ok": True, "channel": _channel_id(channel), "ts": ts, "message": message}
         )
 
+    # -- interactivity ------------------------------------------------------------------------
+
+    async def _response_url(self, request: web.Request) -> web.StreamResponse:
+        """A click's ``response_url``: JSON in, ``ok`` out, errors as an incoming webhook's."""
+        path = request.path
+        if (scripted := await self._intercept(request, path, _render_webhook)) is not None:
+            return scripted
+        payload = _webhook_payload(request.content_type, self._recorded(request).body)
+        if not isinstance(payload, dict):
+            return _text(400, "invalid_payload")
+        flags_ok = all(
+            isinstance(payload.get(flag), bool)
+            for flag in ("replace_original", "delete_original")
+            if flag in payload
+        )
+        if not flags_ok or payload.get("response_type") not in (None, "ephemeral", "in_channel"):
+            return _text(400, "invalid_payload")
+        if error := _message_error(payload):
+            error = "invalid_payload" if error == "invalid_arguments" else error
+            return _text(WEBHOOK_ERROR_STATUS.get(error, 400), error)
+        return _text(200, "ok")
+
+    def responses(self) -> list[dict[str, Any]]:
+        """What was posted to the response URLs of clicks, in order (unreadable bodies skipped)."""
+        out = []
+        for r in self.requests_to(RESPONSE_URL_PREFIX):
+            payload = _webhook_payload(r.header("Content-Type") or "", r.body)
+            if isinstance(payload, dict):
+                out.append(payload)
+        return out
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message posted through a webhook or chat.postMessage, as Slack read it."""
+        return [
+            m
+            for r in self._requests
+            if r.path.startswith(WEBHOOK_PREFIX) or r.path == POST_MESSAGE_PATH
+            if (m := message_of(r)) is not None
+        ]
+
+    async def click(
+        self,
+        request_url: str,
+        message: RecordedRequest | Mapping[str, Any],
+        action_id: str,
+        *,
+        user_id: str,
+        signing_secret: str,
+        user_name: str = "someone",
+        timestamp: int | None = None,
+        value: str | None = None,
+    ) -> Clicked:
+        """Press a button of ``message`` as ``user_id``: post the signed ``block_actions``
+        payload to the app's Request URL and return its answer.
+
+        ``message`` is a recorded webhook or chat.postMessage request, or the message itself.
+        ``timestamp`` is ``X-Slack-Request-Timestamp`` (now if None); ``value`` replaces the
+        button's value, as a forger would.
+        """
+        if isinstance(message, RecordedRequest):
+            read = message_of(message)
+            if read is None:
+                raise ValueError("that request carried no readable message")
+            message = read
+        block_id, button = find_button(message, action_id)
+        ts = self._next_ts()
+        channel = str(message.get("channel") or "C0FAKECHAN1")
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": TEAM_ID},
+            "api_app_id": APP_ID,
+            "token": "fakeverificationtoken0001",  # deprecated verification token
+            "container": {
+                "type": "message",
+                "message_ts": ts,
+                "channel_id": _channel_id(channel),
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"{next(self._clicks)}.{int(time.time())}.{secrets.token_hex(16)}",
+            "team": {"id": TEAM_ID, "domain": "fake-team"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": _channel_id(channel), "name": channel.lstrip("#")},
+            "message": {
+                "user": BOT_USER,
+                "type": "message",
+                "ts": ts,
+                "bot_id": "B0FAKEBOT01",
+                "app_id": APP_ID,
+                "text": message.get("text", ""),
+                "team": TEAM_ID,
+                "blocks": message.get("blocks", []),
+                **({"attachments": message["attachments"]} if message.get("attachments") else {}),
+            },
+            "state": {"values": {}},
+            "response_url": self.response_url(),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": button.get("text"),
+                    "value": button.get("value") if value is None else value,
+                    "type": "button",
+                    "action_ts": f"{time.time():.6f}",
+                    **({"style": button["style"]} if "style" in button else {}),
+                }
+            ],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        sent = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": sent,
+            "X-Slack-Signature": slack_signature(signing_secret, sent, body),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(request_url, data=body, headers=headers) as response,
+        ):
+            return Clicked(response.status, await response.text(), payload)
+
+    def response_url(self) -> str:
+        """A fresh ``response_url`` on this fake (its last part is a secret, as Slack's is)."""
+        number, tail = next(self._clicks), secrets.token_urlsafe(18)
+        return f"{self.url}{RESPONSE_URL_PREFIX}{TEAM_ID}/{number}/{tail}"
+
     def _next_ts(self) -> str:
         # Integer microseconds so consecutive ts values are unique and strictly increasing.
         self._last_ts_us = max(time.time_ns() // 1000, self._last_ts_us + 1)
         seconds, micros = divmod(self._last_ts_us, 1_000_000)
         return f"{seconds}.{micros:06d}"
+
+
+@dataclass(frozen=True)
+class Clicked:
+    """The app's answer to a click, and the payload Slack sent it."""
+
+    status: int
+    body: str
+    payload: dict[str, Any]
+
+
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-Slack-Signature`` as Slack computes it (python-slack-sdk ``SignatureVerifier``)."""
+    base = f"v0:{timestamp}:".encode() + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def message_of(request: RecordedRequest) -> dict[str, Any] | None:
+    """The message a webhook or chat.postMessage request carried, blocks decoded."""
+    content_type = (request.header("Content-Type") or "").split(";")[0].strip()
+    if request.path == POST_MESSAGE_PATH and content_type == "application/x-www-form-urlencoded":
+        args: Any = request.form()
+        for name in ("blocks", "attachments"):
+            if isinstance(args.get(name), str):
+                try:
+                    args[name] = json.loads(args[name])
+                except ValueError:
+                    return None
+    else:
+        args = _webhook_payload(content_type, request.body)
+    return args if isinstance(args, dict) else None
+
+
+def find_button(message: Mapping[str, Any], action_id: str) -> tuple[str, dict[str, Any]]:
+    """The block id and the button with this action id, in the blocks or the attachments."""
+    blocks = list(message.get("blocks") or [])
+    for attachment in message.get("attachments") or []:
+        blocks.extend(attachment.get("blocks") or [])
+    for block in blocks:
+        if block.get("type") != "actions":
+            continue
+        for element in block.get("elements", []):
+            if element.get("type") == "button" and element.get("action_id") == action_id:
+                return str(block.get("block_id", "")), element
+    raise LookupError(f"the message has no {action_id!r} button")
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -343,6 +536,19 @@ def _element_ok(element: Any) -> bool:
         and _str_ok(element.get("value"), 2000)
         and _str_ok(element.get("url"), 3000)
         and element.get("style") in (None, "primary", "danger")
+        and ("confirm" not in element or _confirm_ok(element["confirm"]))
+    )
+
+
+def _confirm_ok(confirm: Any) -> bool:
+    """A confirmation dialog object (Block Kit composition objects)."""
+    return (
+        isinstance(confirm, dict)
+        and _text_ok(confirm.get("title"), 100, plain_only=True)
+        and _text_ok(confirm.get("text"), 300)
+        and _text_ok(confirm.get("confirm"), 30, plain_only=True)
+        and _text_ok(confirm.get("deny"), 30, plain_only=True)
+        and confirm.get("style") in (None, "primary", "danger")
     )
 
 
