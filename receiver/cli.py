@@ -239,6 +239,20 @@ def required_secrets(config: Config, settings: Settings) -> list[str]:
     return [name for name, need in needed.items() if need and not getattr(settings, name.lower())]
 
 
+def _log_acknowledgement(settings: Settings) -> None:
+    """Say at start-up whether pages can be acknowledged, and what is missing if not."""
+    needed = ("ACK_SECRET", "ALERTMANAGER_URL", "PUBLIC_URL")
+    missing = [name for name in needed if not getattr(settings, name.lower())]
+    if missing:
+        log.warning(
+            "acknowledgement is off: pages carry no ACK code, key prompt, link or button",
+            extra={"missing": missing},
+        )
+        return
+    buttons = "on" if settings.slack_signing_secret else "off (set SLACK_SIGNING_SECRET)"
+    log.info("acknowledgement is on", extra={"slack_buttons": buttons})
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(os.environ)
     redactor = Redactor(settings.secrets)
@@ -254,6 +268,7 @@ def _serve(args: argparse.Namespace) -> int:
             raise UsageError(
                 "missing secrets for serve (set them or use --dry-run): " + ", ".join(missing)
             )
+    _log_acknowledgement(settings)
     metrics = Metrics(CollectorRegistry())
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.cli import main
+from receiver.cli import _log_acknowledgement, main
+from receiver.settings import Settings
 from tests.helpers import FIXTURES, ROOT, ROUTING, free_port
 
 
@@ -231,3 +233,20 @@ routes:
     assert main(["check", "--config", str(path)]) == 0
     err = capsys.readouterr().err
     assert f"{window[0]} to {window[1]} UTC: {backup} holds both secondary and primary" in err
+
+
+def test_serve_says_whether_pages_can_be_acknowledged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="receiver.cli"):
+        _log_acknowledgement(Settings(public_url="https://oncall.example.com"))
+        _log_acknowledgement(
+            Settings(
+                ack_secret="x",
+                alertmanager_url="http://alertmanager:9093",
+                public_url="https://oncall.example.com",
+            )
+        )
+    off, on = caplog.records
+    assert off.getMessage().startswith("acknowledgement is off")
+    assert off.missing == ["ACK_SECRET", "ALERTMANAGER_URL"]  # type: ignore[attr-defined]
+    assert on.getMessage() == "acknowledgement is on"
+    assert on.slack_buttons == "off (set SLACK_SIGNING_SECRET)"  # type: ignore[attr-defined]
