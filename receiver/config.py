@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from receiver.config_oncall import (
@@ -39,6 +40,7 @@ __all__ = [
 
 IssueOutcome = Literal["firing", "resolved", "skip"]
 RefKind = Literal["person", "group", "rotation", "channel"]
+E = TypeVar("E", bound=enum.StrEnum)
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -769,22 +771,11 @@ def _delivery(r: Reader, top: LineDict) -> Delivery:
     if m is None:
         return Delivery()
     d = Delivery()
-    rates = dict(DEFAULT_RATE_LIMITS)
-    table = r.mapping(
-        m.get("rate_limits"),
-        r.line_of(m, "rate_limits"),
-        "delivery.rate_limits",
-        [c.value for c in Channel],
+    rates = _duration_table(
+        r, m, "rate_limits", "delivery", DEFAULT_RATE_LIMITS, Channel, positive=False
     )
-    for name in table or {}:
-        assert table is not None
-        if name in Channel.__members__.values():
-            rates[Channel(name)] = r.duration(table, name, "delivery.rate_limits", 0.0)
-    deadline = r.duration(m, "deadline", "delivery", d.deadline)
-    if deadline <= 0:
-        r.error(r.line_of(m, "deadline"), "delivery.deadline", "must be more than 0")
     return Delivery(
-        deadline=deadline,
+        deadline=_positive(r, m, "deadline", "delivery", d.deadline),
         attempts=int(r.number(m, "attempts", "delivery", d.attempts, 1)),
         dedupe_ttl=r.duration(m, "dedupe_ttl", "delivery", d.dedupe_ttl),
         dedupe_max_entries=int(
@@ -803,22 +794,39 @@ def _acknowledgement(r: Reader, top: LineDict) -> Acknowledgement:
     if m is None:
         return Acknowledgement()
     d = Acknowledgement()
-    expiry = dict(DEFAULT_ACK_EXPIRY)
-    table = r.mapping(
-        m.get("expires_after"),
-        r.line_of(m, "expires_after"),
-        f"{path}.expires_after",
-        [s.value for s in Severity],
+    expiry = _duration_table(
+        r, m, "expires_after", path, DEFAULT_ACK_EXPIRY, Severity, positive=True
     )
-    for name in table or {}:
-        assert table is not None
-        if name in Severity.__members__.values():
-            expiry[Severity(name)] = _positive(r, table, name, f"{path}.expires_after", 0.0)
     return Acknowledgement(
         expires_after=expiry,
         links_valid_for=_positive(r, m, "links_valid_for", path, d.links_valid_for),
         silence_for=_positive(r, m, "silence_for", path, d.silence_for),
     )
+
+
+def _duration_table(
+    r: Reader,
+    m: LineDict,
+    key: str,
+    path: str,
+    defaults: Mapping[E, float],
+    kind: type[E],
+    *,
+    positive: bool,
+) -> dict[E, float]:
+    """`{<member>: <duration>, ...}` over an enum, on top of `defaults`."""
+    out = dict(defaults)
+    where = f"{path}.{key}"
+    table = r.mapping(m.get(key), r.line_of(m, key), where, [k.value for k in kind])
+    for name in table or {}:
+        assert table is not None
+        if name not in kind.__members__.values():
+            continue  # already reported as an unknown key
+        value = r.duration(table, name, where, 0.0)
+        if positive and value <= 0:
+            r.error(r.line_of(table, name), f"{where}.{name}", "must be more than 0")
+        out[kind(name)] = value
+    return out
 
 
 def _positive(r: Reader, m: LineDict, key: str, path: str, default: float) -> float:

@@ -680,6 +680,16 @@ def block_actions(**changes: Any) -> dict[str, Any]:
     return payload
 
 
+def signed(stack: Stack, body: bytes) -> dict[str, str]:
+    """Headers of a form Slack posts, signed now (by the stack's clock)."""
+    ts = str(stack.clock.ts())
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": slack_signature(SIGNING_SECRET, ts, body),
+    }
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -705,12 +715,7 @@ def block_actions(**changes: Any) -> dict[str, Any]:
 )
 async def test_malformed_signed_payloads_are_400(offline: Stack, body: bytes) -> None:
     """Whatever a signed request holds, a payload we cannot use is a 400, never a 500."""
-    ts = str(offline.clock.ts())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": slack_signature(SIGNING_SECRET, ts, body),
-    }
+    headers = signed(offline, body)
     async with offline.session.post(offline.actions_url, data=body, headers=headers) as response:
         assert response.status == 400, await response.text()
         assert (await response.json())["error"] == "invalid_payload"
@@ -722,12 +727,7 @@ async def test_signed_well_formed_payload_is_accepted(offline: Stack) -> None:
     """The counterpart of the 400s: the same shape, unchanged, is read (and refused politely
     for its made-up token), so those tests fail for the field they change."""
     body = form(block_actions(response_url=offline.slack.response_url()))
-    ts = str(offline.clock.ts())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": slack_signature(SIGNING_SECRET, ts, body),
-    }
+    headers = signed(offline, body)
     async with offline.session.post(offline.actions_url, data=body, headers=headers) as response:
         assert response.status == 200
     async with asyncio.timeout(10):
