@@ -14,10 +14,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
 
 from receiver import templates
+from receiver.channels import twilio_voice
 from receiver.channels.base import DeliveryError, retry_after
 from receiver.channels.twilio_api import classify
 from receiver.channels.twilio_sms import SmsSender
@@ -403,6 +408,46 @@ def test_twiml_tames_an_override() -> None:
     assert first.endswith("…")
     assert "http" not in document
     assert MAX_TWIML - 30 < len(document) <= MAX_TWIML  # cut to fit, not cut to nothing
+
+
+def library_twiml(speech: str) -> str:
+    """The script as twilio's VoiceResponse writes it: say, pause 1 s, say again, hang up."""
+    response = VoiceResponse()
+    response.say(speech)
+    response.pause(length=1)
+    response.say(speech)
+    response.hangup()
+    return str(response)
+
+
+def _call_variants() -> list[Notification]:
+    n = critical(Channel.CALL)
+    overrides = (
+        "Tom & Jerry <b>'quoted'</b> \"double\" > 5% ]]> &amp; Ünïcødé 🔥",
+        "{% for i in range(2000) %}<b>&</b> {{ link }} \x07{% endfor %}",  # cut to fit
+        "",  # an empty verb
+    )
+    return [
+        n,
+        planned(parse(fixture("alertmanager-resolved.json")), Channel.CALL),
+        storm(Channel.CALL),
+        *(dataclasses.replace(n, templates={"call": text}) for text in overrides),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_twiml_is_what_voice_response_writes(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = _call_variants()[index]
+    ours = twiml(n, TZ)
+    monkeypatch.setattr(twilio_voice, "_document", library_twiml)
+    assert ours == twiml(n, TZ)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_speech_is_escaped_as_voice_response_does(text: str) -> None:
+    speech = twilio_voice._speakable(text)  # what twiml() hands to the document
+    assert twilio_voice._document(speech) == library_twiml(speech)
 
 
 async def test_a_storm_call_is_accepted(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 from datetime import tzinfo
+from functools import cache
+from xml.sax.saxutils import escape
 
 import aiohttp
 from twilio.twiml.voice_response import VoiceResponse
@@ -63,6 +65,24 @@ def _cut(speech: str, length: int) -> str:
 
 
 def _document(speech: str) -> str:
+    """What `VoiceResponse` writes (tests prove it), without its ~60 µs XML writer per call.
+
+    The library writes the verbs once, around a placeholder; each call fills in the escaped speech.
+    """
+    if not speech:  # the library writes an empty verb as <Say />; too rare to special-case
+        return _library_document(speech)
+    return _skeleton().replace(_SPEECH, escape(speech))
+
+
+_SPEECH = "@SPEECH@"
+
+
+@cache
+def _skeleton() -> str:
+    return _library_document(_SPEECH)
+
+
+def _library_document(speech: str) -> str:
     response = VoiceResponse()
     _announce(response, speech)
     response.hangup()
