@@ -24,7 +24,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from receiver import templates
 from receiver.channels import twilio_voice
 from receiver.channels.base import DeliveryError, retry_after
-from receiver.channels.twilio_api import classify
+from receiver.channels.twilio_api import classify, form_body
 from receiver.channels.twilio_sms import SmsSender
 from receiver.channels.twilio_voice import MAX_TWIML, CallSender, twiml
 from receiver.delivery import Outcome
@@ -408,6 +408,19 @@ def test_twiml_tames_an_override() -> None:
     assert first.endswith("…")
     assert "http" not in document
     assert MAX_TWIML - 30 < len(document) <= MAX_TWIML  # cut to fit, not cut to nothing
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+# Field names are ours (To, From, Body, Twiml); the values are where anything can appear.
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z]{1,8}", fullmatch=True), st.text(st.characters(codec="utf-8"))
+    )
+)
+def test_form_body_is_what_aiohttp_sends_for_a_dict(fields: dict[str, str]) -> None:
+    ours, theirs = form_body(fields), aiohttp.FormData(fields)()
+    assert ours._value == theirs._value
+    assert dict(ours.headers) == dict(theirs.headers)
 
 
 def library_twiml(speech: str) -> str:
