@@ -19,7 +19,10 @@ class Severity(enum.StrEnum):
     @property
     def rank(self) -> int:
         """0 for critical; a lower rank is more urgent."""
-        return list(Severity).index(self)
+        return _RANK[self]
+
+
+_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
 
 class Status(enum.StrEnum):

@@ -164,6 +164,7 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
         severity = min((s for _, s in members), key=lambda s: s.rank)
         where = ladder(route, alerts, now)
         firing = any(a.status is Status.FIRING for a in alerts)
+        prefix = _key_prefix(group, alerts)
         for level in range(where.level + 1):
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
@@ -196,7 +197,7 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
                     seen.add((target.kind.value, recipient.address))
                     notifications.append(
                         Notification(
-                            key=idempotency_key(group, alerts, level, target, recipient, round_),
+                            key=_key(prefix, level, target, recipient, round_),
                             channel=target.kind,
                             recipient=recipient,
                             severity=severity,
@@ -226,8 +227,17 @@ def idempotency_key(
     round_: int | None = None,
 ) -> str:
     """Same group, alert set and states, level (and repeat round) and target: the same send."""
+    return _key(_key_prefix(group, alerts), level, target, recipient, round_)
+
+
+def _key_prefix(group: AlertGroup, alerts: tuple[Alert, ...]) -> str:
+    """The part of a key every target of a route shares, so plan() builds it once per route."""
     states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
+    return "\n".join([group.source.value, group.group_key, *states])
+
+
+def _key(prefix: str, level: int, target: Target, recipient: Recipient, round_: int | None) -> str:
     # Round 0 of a repeating level is the level's first page: same key as once it is passed.
     step = f"{level}.{round_}" if round_ else str(level)
-    parts = [group.source.value, group.group_key, *states, step, str(target), recipient.address]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+    text = f"{prefix}\n{step}\n{target}\n{recipient.address}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
