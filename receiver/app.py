@@ -88,7 +88,9 @@ class Router:
         for routed in result.alerts:
             source = routed.alert.source.value
             severity = routed.severity.severity.value
-            self.metrics.alerts.labels(source, severity, routed.alert.status.value).inc()
+            self.metrics.series(
+                self.metrics.alerts, source, severity, routed.alert.status.value
+            ).inc()
             if routed.severity.defaulted:
                 self.metrics.severity_defaulted.labels(source).inc()
                 defaulted.setdefault(routed.alert.name, routed.severity.reason)
@@ -114,7 +116,7 @@ class Router:
                 continue
             n = r.notification
             if n.recipient.name in self.config.people:
-                self.metrics.pages.labels(n.channel.value, n.recipient.name).inc()
+                self.metrics.series(self.metrics.pages, n.channel.value, n.recipient.name).inc()
             if n.level > 0 and n.status is Status.FIRING:
                 reached.add((n.route, n.severity.value, n.level))
         for _, severity, level in reached:
@@ -251,7 +253,8 @@ async def _handle(
         router.metrics.webhooks.labels(source.value, "invalid").inc()
         response = _json_error(400, "invalid_payload", str(e))
     finally:
-        router.metrics.webhook_duration.labels(source.value).observe(time.perf_counter() - started)
+        duration = router.metrics.series(router.metrics.webhook_duration, source.value)
+        duration.observe(time.perf_counter() - started)
     return response
 
 
@@ -271,7 +274,7 @@ async def _alertmanager(request: web.Request) -> web.Response:
 
 def _reply(router: Router, source: Source, result: Plan, report: Report) -> web.Response:
     outcome = "retry" if report.needs_retry else "accepted"
-    router.metrics.webhooks.labels(source.value, outcome).inc()
+    router.metrics.series(router.metrics.webhooks, source.value, outcome).inc()
     body = {
         "status": outcome,
         "alerts": len(result.alerts),

@@ -23,7 +23,7 @@ from receiver.channels.base import DeliveryError, Sender
 from receiver.config import Delivery
 from receiver.dedupe import DedupeStore, MemoryDedupe
 from receiver.metrics import ChannelCounters, Metrics
-from receiver.model import Channel, Notification, Status
+from receiver.model import Channel, Notification
 from receiver.ratelimit import Pacer
 
 log = logging.getLogger("receiver.delivery")
@@ -215,9 +215,11 @@ class Deliverer:
 
     def _delivered(self, n: Notification) -> None:
         # The first page only: escalation pages are late by design.
-        if n.level == 0 and n.status is Status.FIRING and n.firing:
-            age = (self.wall_clock() - min(a.starts_at for a in n.firing)).total_seconds()
-            self.metrics.alert_to_page.labels(n.severity.value).observe(max(0.0, age))
+        firing = n.firing if n.level == 0 else ()
+        if firing:  # a group with a firing alert has status FIRING
+            age = (self.wall_clock() - min(a.starts_at for a in firing)).total_seconds()
+            age_series = self.metrics.series(self.metrics.alert_to_page, n.severity.value)
+            age_series.observe(max(0.0, age))
 
     def _failed(self, n: Notification, error: DeliveryError, attempts: int) -> Result:
         channel = n.channel.value
