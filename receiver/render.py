@@ -21,21 +21,20 @@ _WHERE_LABELS = ("cluster", "environment", "namespace")
 
 def where(n: Notification) -> str:
     """The place the alerts are about, from labels every alert shares: `payments-api prod-eu-1`."""
-    common = _common_labels(n.alerts)
-    parts = [
-        next((common[k] for k in keys if common.get(k)), "")
-        for keys in (_WHAT_LABELS, _WHERE_LABELS)
-    ]
+    parts = [_shared(n.alerts, keys) for keys in (_WHAT_LABELS, _WHERE_LABELS)]
     return " ".join(p for p in parts if p)
 
 
-def _common_labels(alerts: tuple[Alert, ...]) -> dict[str, str]:
+def _shared(alerts: tuple[Alert, ...], keys: tuple[str, ...]) -> str:
+    """The value of the first of `keys` that every alert has, non-empty and the same; or ""."""
     if not alerts:
-        return {}
-    common = dict(alerts[0].labels)
-    for alert in alerts[1:]:
-        common = {k: v for k, v in common.items() if alert.labels.get(k) == v}
-    return common
+        return ""
+    first, rest = alerts[0].labels, alerts[1:]
+    for key in keys:
+        value = first.get(key)
+        if value and all(alert.labels.get(key) == value for alert in rest):
+            return value
+    return ""
 
 
 def name(n: Notification) -> str:
@@ -121,13 +120,19 @@ def call_speech(n: Notification, tz: tzinfo) -> str:
     return _cut(text, 1000)
 
 
+_URL = re.compile(r"https?://\S+")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[_\-/:]+")
+_SPACES = re.compile(r"\s+")
+
+
 def _speakable(text: str) -> str:
-    text = re.sub(r"https?://\S+", "", text)
+    text = _URL.sub("", text)
     # CamelCase and snake_case into words: "HighErrorRate" -> "High Error Rate".
-    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
-    text = re.sub(r"[_\-/:]+", " ", text)
+    text = _CAMEL.sub(" ", text)
+    text = _SEPARATORS.sub(" ", text)
     text = text.replace("%", " percent").replace(">", " above ").replace("<", " below ")
-    return re.sub(r"\s+", " ", text).strip()
+    return _SPACES.sub(" ", text).strip()
 
 
 def email_subject(n: Notification) -> str:
