@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 
 class Severity(enum.StrEnum):
@@ -130,15 +131,15 @@ class Notification:
     # Per-route text overrides (receiver.templates.TEMPLATE_KEYS -> Jinja2 source).
     templates: Mapping[str, str] = field(default_factory=dict)
 
-    @property
+    # Cached: every channel's renderer asks these several times per message.
+    @cached_property
     def status(self) -> Status:
-        firing = any(a.status is Status.FIRING for a in self.alerts)
-        return Status.FIRING if firing else Status.RESOLVED
+        return Status.FIRING if self.firing else Status.RESOLVED
 
-    @property
+    @cached_property
     def firing(self) -> tuple[Alert, ...]:
         return tuple(a for a in self.alerts if a.status is Status.FIRING)
 
-    @property
+    @cached_property
     def resolved(self) -> tuple[Alert, ...]:
         return tuple(a for a in self.alerts if a.status is Status.RESOLVED)
