@@ -32,7 +32,12 @@ def _shared(alerts: tuple[Alert, ...], keys: tuple[str, ...]) -> str:
     first, rest = alerts[0].labels, alerts[1:]
     for key in keys:
         value = first.get(key)
-        if value and all(alert.labels.get(key) == value for alert in rest):
+        if not value:
+            continue
+        for alert in rest:
+            if alert.labels.get(key) != value:
+                break
+        else:
             return value
     return ""
 
