@@ -70,7 +70,18 @@ def since(n: Notification, tz: tzinfo) -> datetime:
 
 
 def clock(when: datetime) -> str:
-    return f"{when:%H:%M} {when.tzname()}"
+    return f"{hhmm(when)} {when.tzname()}"
+
+
+# strftime costs ~2 µs a call, and a webhook's four messages format a time about ten times.
+def hhmm(when: datetime) -> str:
+    """`f"{when:%H:%M}"`."""
+    return f"{when.hour:02d}:{when.minute:02d}"
+
+
+def stamp(when: datetime) -> str:
+    """`f"{when:%Y-%m-%d %H:%M %Z}"` for an aware time (years 1000-9999, as sources allow)."""
+    return f"{when.year:04d}-{when.month:02d}-{when.day:02d} {hhmm(when)} {when.tzname() or ''}"
 
 
 def headline(n: Notification) -> str:
@@ -120,7 +131,7 @@ def call_speech(n: Notification, tz: tzinfo) -> str:
         f"This is oncall router. {state.capitalize()}: {what}"
         f"{' on ' + place if place else ''}. {_speakable(summary(n))}. "
         f"{count} {plural} {'resolved' if n.status is Status.RESOLVED else 'firing'} "
-        f"since {when:%H:%M} {when.tzname()}."
+        f"since {hhmm(when)} {when.tzname()}."
     )
     return _cut(text, 1000)
 
@@ -150,7 +161,7 @@ def email_text(n: Notification, tz: tzinfo) -> str:
         f"What:     {summary(n)}",
         f"Where:    {where(n) or '-'}",
         f"Severity: {n.severity.value}",
-        f"Since:    {since(n, tz):%Y-%m-%d %H:%M %Z}",
+        f"Since:    {stamp(since(n, tz))}",
         f"Alerts:   {counts(n)}",
         "",
     ]

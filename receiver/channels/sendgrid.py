@@ -224,7 +224,7 @@ def _facts(n: Notification, tz: tzinfo) -> str:
         ("What", _e(render.name(n))),
         ("Where", _e(render.where(n) or "-")),
         ("Severity", _e(n.severity.value)),
-        ("Since", _e(f"{render.since(n, tz):%Y-%m-%d %H:%M %Z}")),
+        ("Since", _e(render.stamp(render.since(n, tz)))),
         ("Alerts", _e(render.counts(n))),
     ]
     if n.group.external_url:

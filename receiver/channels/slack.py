@@ -169,7 +169,7 @@ def build_message(
         f"*Severity:*\n{n.severity.value}",
         f"*Alerts:*\n{render.counts(n)}",
         f"*Since:*\n<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|"
-        f"{started:%Y-%m-%d %H:%M %Z}>",
+        f"{render.stamp(started)}>",
         f"*Route:*\n{n.route}",
     ]
     blocks: list[dict[str, Any]] = [
@@ -203,7 +203,8 @@ def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:
     description = alert.annotations.get("description")
     if description and description != alert.summary:
         lines.append(_escape(description))
-    lines.append(f"since {alert.starts_at.astimezone(tz):%H:%M %Z}")
+    local = alert.starts_at.astimezone(tz)
+    lines.append(f"since {render.hhmm(local)} {local.tzname() or ''}")
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
 
 
