@@ -48,6 +48,7 @@ class EmailSender:
         self._key = settings.sendgrid_api_key
         self._from = settings.sendgrid_from
         self._secrets = (self._key,) if self._key else ()
+        self._headers = {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
 
     async def send(self, n: Notification) -> None:
         if not self._key or not self._from:
@@ -60,7 +61,7 @@ class EmailSender:
             async with self._session.post(
                 self._url,
                 json=mail_body(n, self._tz, self._from),
-                headers={"Authorization": f"Bearer {self._key}", "Accept": "application/json"},
+                headers=self._headers,
                 timeout=_NO_TIMEOUT,
                 allow_redirects=False,  # a redirected POST would be replayed as a GET
             ) as response:
