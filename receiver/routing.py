@@ -174,19 +174,7 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
                 # A page goes out only while its window is open. A resolved notice goes to
                 # whoever could have been paged: the window was open at some re-send between
                 # the level falling due and the end.
-                closed = next(
-                    (
-                        w
-                        for w in (route.window, target.window)
-                        if w is not None
-                        and not (
-                            in_window(config, w, now)
-                            if firing
-                            else window_was_open(config, w, due, where.end)
-                        )
-                    ),
-                    None,
-                )
+                closed = _closed_window(config, route, target, firing, now, due, where.end)
                 if closed is not None:
                     skipped.append(Skipped(name, level, target, closed))
                     continue
@@ -209,6 +197,28 @@ def plan(config: Config, group: AlertGroup, now: datetime) -> Plan:
                         )
                     )
     return Plan(group, tuple(routed), tuple(notifications), tuple(skipped))
+
+
+def _closed_window(
+    config: Config,
+    route: Route,
+    target: Target,
+    firing: bool,
+    now: datetime,
+    due: datetime,
+    end: datetime,
+) -> str | None:
+    """The first of the route's and the target's windows that keeps this page from going."""
+    for window in (route.window, target.window):
+        if window is None:
+            continue
+        if firing:
+            is_open = in_window(config, window, now)
+        else:
+            is_open = window_was_open(config, window, due, end)
+        if not is_open:
+            return window
+    return None
 
 
 def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
