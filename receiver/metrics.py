@@ -197,11 +197,12 @@ class Metrics:
                 self.unrouted.labels(source.value, severity.value)
                 for status in Status:
                     self.alerts.labels(source.value, severity.value, status.value)
-        self.by_channel: dict[str, ChannelCounters] = {}
-        self.sent: dict[tuple[str, str], Counter] = {}
+        # Keyed by the enum members themselves: `.value` is a property call, ~0.3 µs a time.
+        self.by_channel: dict[Channel, ChannelCounters] = {}
+        self.sent: dict[tuple[Channel, Severity], Counter] = {}
         for channel in Channel:
             c = channel.value
-            self.by_channel[c] = ChannelCounters(
+            self.by_channel[channel] = ChannelCounters(
                 self.requests.labels(c),
                 self.requests_failed.labels(c),
                 self.latency.labels(c),
@@ -210,7 +211,7 @@ class Metrics:
                 self.rate_limited.labels(c),
             )
             for severity in Severity:
-                self.sent[c, severity.value] = self.notifications.labels(c, severity.value)
+                self.sent[channel, severity] = self.notifications.labels(c, severity.value)
                 for reason in FAILURE_REASONS:
                     self.notifications_failed.labels(c, severity.value, reason)
         for severity in Severity:
