@@ -6,7 +6,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 
 
 class Severity(enum.StrEnum):
@@ -130,16 +129,17 @@ class Notification:
     level: int = 0
     # Per-route text overrides (receiver.templates.TEMPLATE_KEYS -> Jinja2 source).
     templates: Mapping[str, str] = field(default_factory=dict)
+    # Derived from `alerts` once, at construction: every renderer asks several times per message
+    # (cached_property would lock on each first access, which costs more than the split).
+    firing: tuple[Alert, ...] = field(init=False, repr=False, compare=False)
+    resolved: tuple[Alert, ...] = field(init=False, repr=False, compare=False)
 
-    # Cached: every channel's renderer asks these several times per message.
-    @cached_property
+    def __post_init__(self) -> None:
+        firing = tuple(a for a in self.alerts if a.status is Status.FIRING)
+        resolved = tuple(a for a in self.alerts if a.status is Status.RESOLVED)
+        object.__setattr__(self, "firing", firing)
+        object.__setattr__(self, "resolved", resolved)
+
+    @property
     def status(self) -> Status:
         return Status.FIRING if self.firing else Status.RESOLVED
-
-    @cached_property
-    def firing(self) -> tuple[Alert, ...]:
-        return tuple(a for a in self.alerts if a.status is Status.FIRING)
-
-    @cached_property
-    def resolved(self) -> tuple[Alert, ...]:
-        return tuple(a for a in self.alerts if a.status is Status.RESOLVED)
