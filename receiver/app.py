@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -97,7 +97,8 @@ async def _request_context(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+    # 16 random hex digits, as uuid4().hex[:16] gave, for a third of the cost.
+    rid = given if given and _REQUEST_ID.fullmatch(given) else os.urandom(8).hex()
     token = request_id.set(rid)
     try:
         response = await handler(request)
@@ -183,7 +184,8 @@ async def _handle(
         router.metrics.webhooks.labels(source.value, "invalid").inc()
         response = _json_error(400, "invalid_payload", str(e))
     finally:
-        router.metrics.webhook_duration.labels(source.value).observe(time.perf_counter() - started)
+        duration = router.metrics.series(router.metrics.webhook_duration, source.value)
+        duration.observe(time.perf_counter() - started)
     return response
 
 
@@ -203,7 +205,7 @@ async def _alertmanager(request: web.Request) -> web.Response:
 
 def _reply(router: Router, source: Source, result: Plan, report: Report) -> web.Response:
     outcome = "retry" if report.needs_retry else "accepted"
-    router.metrics.webhooks.labels(source.value, outcome).inc()
+    router.metrics.series(router.metrics.webhooks, source.value, outcome).inc()
     body = {
         "status": outcome,
         "alerts": len(result.alerts),

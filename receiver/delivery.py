@@ -23,7 +23,7 @@ from receiver.channels.base import DeliveryError, Sender
 from receiver.config import Delivery
 from receiver.dedupe import DedupeStore, MemoryDedupe
 from receiver.metrics import ChannelCounters, Metrics
-from receiver.model import Channel, Notification, Status
+from receiver.model import Channel, Notification
 from receiver.ratelimit import Pacer
 
 log = logging.getLogger("receiver.delivery")
@@ -72,7 +72,7 @@ class Deliverer:
     _inflight: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
 
     @property
-    def _counters(self) -> dict[str, ChannelCounters]:
+    def _counters(self) -> dict[Channel, ChannelCounters]:
         return self.metrics.by_channel
 
     def __post_init__(self) -> None:
@@ -89,7 +89,7 @@ class Deliverer:
 
     async def _once(self, n: Notification, latest: float) -> Result:
         """One send per idempotency key, even when an HA pair posts the same group twice at once."""
-        channel = n.channel.value
+        channel = n.channel
         if await self.dedupe.seen(n.key):
             self._counters[channel].deduplicated.inc()
             return Result(n, Outcome.DEDUPLICATED)
@@ -117,8 +117,8 @@ class Deliverer:
         return result
 
     async def _send(self, n: Notification, latest: float) -> Result:
-        channel = n.channel.value
-        self.metrics.sent[channel, n.severity.value].inc()
+        channel = n.channel
+        self.metrics.sent[channel, n.severity].inc()
         interval = self.policy.rate_limits.get(n.channel, 0.0)
         if interval > 0:
             pacing_key = f"{channel}:{n.recipient.address}"
@@ -153,7 +153,7 @@ class Deliverer:
         self, n: Notification, latest: float, first: DeliveryError, tries: list[int]
     ) -> None:
         """Tenacity takes over after a failed first try: backoff, Retry-After, the limits."""
-        channel = n.channel.value
+        channel = n.channel
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(self.policy.attempts)
@@ -186,7 +186,7 @@ class Deliverer:
         return wait
 
     async def _attempt(self, n: Notification, latest: float) -> None:
-        channel = n.channel.value
+        channel = n.channel
         self._counters[channel].requests.inc()
         started = time.perf_counter()
         try:
@@ -206,7 +206,7 @@ class Deliverer:
         except Exception as e:
             # A bug of ours (rendering, say) must cost one target, not the whole webhook.
             self._counters[channel].requests_failed.inc()
-            log.exception("sender crashed", extra={"channel": channel, "route": n.route})
+            log.exception("sender crashed", extra={"channel": channel.value, "route": n.route})
             raise DeliveryError(
                 "other", f"internal error: {type(e).__name__}", retryable=False
             ) from None
@@ -215,9 +215,11 @@ class Deliverer:
 
     def _delivered(self, n: Notification) -> None:
         # The first page only: escalation pages are late by design.
-        if n.level == 0 and n.status is Status.FIRING and n.firing:
-            age = (self.wall_clock() - min(a.starts_at for a in n.firing)).total_seconds()
-            self.metrics.alert_to_page.labels(n.severity.value).observe(max(0.0, age))
+        firing = n.firing if n.level == 0 else ()
+        if firing:  # a group with a firing alert has status FIRING
+            age = (self.wall_clock() - min(a.starts_at for a in firing)).total_seconds()
+            age_series = self.metrics.series(self.metrics.alert_to_page, n.severity.value)
+            age_series.observe(max(0.0, age))
 
     def _failed(self, n: Notification, error: DeliveryError, attempts: int) -> Result:
         channel = n.channel.value

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from receiver import __version__
@@ -16,6 +18,7 @@ from receiver.model import Channel, Severity, Source, Status
 from receiver.oncall import on_call
 
 PREFIX = "oncall_router"
+M = TypeVar("M", bound=MetricWrapperBase)
 
 WEBHOOK_OUTCOMES = (
     "accepted",  # parsed and delivered (or dry-run printed)
@@ -205,7 +208,19 @@ class Metrics:
             "Time of the last successful routing file load.",
             registry=registry,
         )
+        self._series: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
         self._precreate()
+
+    def series(self, metric: M, *labels: str) -> M:
+        """`metric.labels(*labels)`, remembered: labels() validates and locks, ~2 µs a call.
+
+        Label values here come from closed sets (sources, severities, channels, people), so the
+        memo holds no more series than the registry itself does.
+        """
+        found = self._series.get((metric, labels))
+        if found is None:
+            found = self._series[metric, labels] = metric.labels(*labels)
+        return found  # type: ignore[return-value]
 
     def _precreate(self) -> None:
         """Create every label set up front so rate() works from zero."""
@@ -218,11 +233,12 @@ class Metrics:
                 self.unrouted.labels(source.value, severity.value)
                 for status in Status:
                     self.alerts.labels(source.value, severity.value, status.value)
-        self.by_channel: dict[str, ChannelCounters] = {}
-        self.sent: dict[tuple[str, str], Counter] = {}
+        # Keyed by the enum members themselves: `.value` is a property call, ~0.3 µs a time.
+        self.by_channel: dict[Channel, ChannelCounters] = {}
+        self.sent: dict[tuple[Channel, Severity], Counter] = {}
         for channel in Channel:
             c = channel.value
-            self.by_channel[c] = ChannelCounters(
+            self.by_channel[channel] = ChannelCounters(
                 self.requests.labels(c),
                 self.requests_failed.labels(c),
                 self.latency.labels(c),
@@ -231,7 +247,7 @@ class Metrics:
                 self.rate_limited.labels(c),
             )
             for severity in Severity:
-                self.sent[c, severity.value] = self.notifications.labels(c, severity.value)
+                self.sent[channel, severity] = self.notifications.labels(c, severity.value)
                 for reason in FAILURE_REASONS:
                     self.notifications_failed.labels(c, severity.value, reason)
         for channel in Channel:

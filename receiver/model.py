@@ -19,7 +19,10 @@ class Severity(enum.StrEnum):
     @property
     def rank(self) -> int:
         """0 for critical; a lower rank is more urgent."""
-        return list(Severity).index(self)
+        return _RANK[self]
+
+
+_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 
 
 class Status(enum.StrEnum):
@@ -147,16 +150,17 @@ class Notification:
     templates: Mapping[str, str] = field(default_factory=dict)
     # Set on firing messages when acknowledgement is configured.
     ack: AckRef | None = None
+    # Derived from `alerts` once, at construction: every renderer asks several times per message
+    # (cached_property would lock on each first access, which costs more than the split).
+    firing: tuple[Alert, ...] = field(init=False, repr=False, compare=False)
+    resolved: tuple[Alert, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        firing = tuple(a for a in self.alerts if a.status is Status.FIRING)
+        resolved = tuple(a for a in self.alerts if a.status is Status.RESOLVED)
+        object.__setattr__(self, "firing", firing)
+        object.__setattr__(self, "resolved", resolved)
 
     @property
     def status(self) -> Status:
-        firing = any(a.status is Status.FIRING for a in self.alerts)
-        return Status.FIRING if firing else Status.RESOLVED
-
-    @property
-    def firing(self) -> tuple[Alert, ...]:
-        return tuple(a for a in self.alerts if a.status is Status.FIRING)
-
-    @property
-    def resolved(self) -> tuple[Alert, ...]:
-        return tuple(a for a in self.alerts if a.status is Status.RESOLVED)
+        return Status.FIRING if self.firing else Status.RESOLVED

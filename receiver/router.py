@@ -93,7 +93,9 @@ class Router:
         for routed in result.alerts:
             source = routed.alert.source.value
             severity = routed.severity.severity.value
-            self.metrics.alerts.labels(source, severity, routed.alert.status.value).inc()
+            self.metrics.series(
+                self.metrics.alerts, source, severity, routed.alert.status.value
+            ).inc()
             if routed.severity.defaulted:
                 self.metrics.severity_defaulted.labels(source).inc()
                 defaulted.setdefault(routed.alert.name, routed.severity.reason)
@@ -148,7 +150,7 @@ class Router:
                 continue
             n = r.notification
             if n.recipient.name in self.config.people:
-                self.metrics.pages.labels(n.channel.value, n.recipient.name).inc()
+                self.metrics.series(self.metrics.pages, n.channel.value, n.recipient.name).inc()
             if n.level > 0 and n.status is Status.FIRING:
                 reached.add((n.route, n.severity.value, n.level))
         for _, severity, level in reached:

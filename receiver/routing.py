@@ -197,6 +197,7 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
         where = ladder(route, alerts, now, acks)
         firing = any(a.status is Status.FIRING for a in alerts)
         renewed = _expired_ack(acks, where.start, now) if firing else ""
+        prefix = _key_prefix(group, alerts)
         for level in range(where.level + 1):
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
@@ -207,19 +208,7 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                 # A page goes out only while its window is open. A resolved notice goes to
                 # whoever could have been paged: the window was open at some re-send between
                 # the level falling due and the end.
-                closed = next(
-                    (
-                        w
-                        for w in (route.window, target.window)
-                        if w is not None
-                        and not (
-                            in_window(config, w, now)
-                            if firing
-                            else window_was_open(config, w, due, where.end)
-                        )
-                    ),
-                    None,
-                )
+                closed = _closed_window(config, route, target, firing, now, due, where.end)
                 if closed is not None:
                     skipped.append(Skipped(name, level, target, closed))
                     continue
@@ -234,9 +223,7 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                     seen.add((target.kind.value, recipient.address))
                     notifications.append(
                         Notification(
-                            key=idempotency_key(
-                                group, alerts, level, target, recipient, round_, after_ack
-                            ),
+                            key=_key(prefix, level, target, recipient, round_, after_ack),
                             channel=target.kind,
                             recipient=recipient,
                             severity=severity,
@@ -248,6 +235,28 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                         )
                     )
     return Plan(group, tuple(routed), tuple(notifications), tuple(skipped), current)
+
+
+def _closed_window(
+    config: Config,
+    route: Route,
+    target: Target,
+    firing: bool,
+    now: datetime,
+    due: datetime,
+    end: datetime,
+) -> str | None:
+    """The first of the route's and the target's windows that keeps this page from going."""
+    for window in (route.window, target.window):
+        if window is None:
+            continue
+        if firing:
+            is_open = in_window(config, window, now)
+        else:
+            is_open = window_was_open(config, window, due, end)
+        if not is_open:
+            return window
+    return None
 
 
 def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
@@ -267,10 +276,26 @@ def idempotency_key(
     after_ack: str = "",
 ) -> str:
     """Same group, alert set and states, level (repeat round, expired ack) and target: same send."""
+    return _key(_key_prefix(group, alerts), level, target, recipient, round_, after_ack)
+
+
+def _key_prefix(group: AlertGroup, alerts: tuple[Alert, ...]) -> str:
+    """The part of a key every target of a route shares, so plan() builds it once per route."""
     states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
+    return "\n".join([group.source.value, group.group_key, *states])
+
+
+def _key(
+    prefix: str,
+    level: int,
+    target: Target,
+    recipient: Recipient,
+    round_: int | None,
+    after_ack: str = "",
+) -> str:
     # Round 0 of a repeating level is the level's first page: same key as once it is passed.
     step = f"{level}.{round_}" if round_ else str(level)
     if after_ack:
         step += f"@{after_ack}"
-    parts = [group.source.value, group.group_key, *states, step, str(target), recipient.address]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+    text = f"{prefix}\n{step}\n{target}\n{recipient.address}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

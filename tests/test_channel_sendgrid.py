@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import html
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -14,13 +15,42 @@ from typing import Any
 import aiohttp
 import pytest
 from sendgrid import SendGridAPIClient
+from sendgrid.helpers.mail import (
+    Category,
+    CustomArg,
+    From,
+    Header,
+    HtmlContent,
+    Mail,
+    PlainTextContent,
+    Subject,
+    To,
+)
+from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
 from receiver import templates
 from receiver.channels.base import DeliveryError
-from receiver.channels.sendgrid import KEY_HEADER, EmailSender, classify, html_notice, mail_body
+from receiver.channels.sendgrid import (
+    KEY_HEADER,
+    SENDER_NAME,
+    TEXT_LIMIT,
+    EmailSender,
+    classify,
+    html_notice,
+    mail_body,
+)
 from receiver.delivery import Outcome
 from receiver.logs import JsonFormatter, Redactor
-from receiver.model import Alert, AlertGroup, Channel, Link, Notification, Source, Status
+from receiver.model import (
+    Alert,
+    AlertGroup,
+    Channel,
+    Link,
+    Notification,
+    Recipient,
+    Source,
+    Status,
+)
 from receiver.routing import plan
 from receiver.settings import Settings
 from receiver.sources.alertmanager import parse
@@ -97,6 +127,63 @@ async def test_email_is_one_mail_send(
     assert mail["categories"] == ["oncall-router", "critical"]
     assert mail["custom_args"] == {"notification_key": n.key, "route": "critical"}
     assert mail["headers"] == {KEY_HEADER: n.key}
+
+
+def library_body(n: Notification, sender: str) -> dict[str, Any]:
+    """The body as the sendgrid library's `Mail` helper builds it: the format the issue asks for."""
+    text = templates.email_text(n, TZ)
+    if len(text) > TEXT_LIMIT:
+        text = text[: TEXT_LIMIT - 1] + "…"
+    mail = Mail(
+        from_email=From(sender, SENDER_NAME),
+        to_emails=To(n.recipient.address),
+        subject=Subject(templates.email_subject(n, TZ)),
+        plain_text_content=PlainTextContent(text),
+        html_content=HtmlContent(html_notice(n, TZ)),
+    )
+    for category in reversed(("oncall-router", n.severity.value)):
+        mail.add_category(Category(category))  # add_category prepends
+    mail.add_custom_arg(CustomArg("notification_key", n.key))
+    mail.add_custom_arg(CustomArg("route", n.route))
+    mail.add_header(Header(KEY_HEADER, n.key))
+    body: dict[str, Any] = mail.get()
+    return body
+
+
+def _variants() -> list[Notification]:
+    n = critical()
+    mixed = parse(fixture("alertmanager-mixed-truncated.json"))  # routed to Slack only
+    return [
+        n,
+        planned(parse(fixture("alertmanager-resolved.json"))),
+        dataclasses.replace(n, group=mixed, alerts=mixed.alerts),
+        storm(50),
+        dataclasses.replace(
+            n,
+            templates={
+                "email_subject": 'Ünïcødé & <b>{{ summary }}</b>\n"quoted"',
+                "email_text": "Line 1 & <2>\n\ttab \u2028 \U0001f525 {{ where }}",
+            },
+        ),
+        dataclasses.replace(n, recipient=Recipient("alice", "Alice Archer <alice@example.com>")),
+        dataclasses.replace(n, templates={"email_text": "x" * (TEXT_LIMIT + 10)}),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_body_is_what_the_mail_helper_builds(index: int) -> None:
+    n = _variants()[index]
+    ours, theirs = mail_body(n, TZ, SENDER), library_body(n, SENDER)
+    # Same keys in the same order, so the same bytes on the wire.
+    assert json.dumps(ours) == json.dumps(theirs)
+
+
+def test_text_that_starts_like_an_api_key_is_refused_like_the_helper_does() -> None:
+    n = dataclasses.replace(critical(), templates={"email_text": "SG.abc.def is leaked"})
+    with pytest.raises(ApiKeyIncludedException):
+        library_body(n, SENDER)
+    with pytest.raises(ApiKeyIncludedException):
+        mail_body(n, TZ, SENDER)
 
 
 def test_html_is_an_incident_notice() -> None:

@@ -14,17 +14,22 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from receiver import templates
+from receiver.channels import twilio_voice
 from receiver.channels.base import DeliveryError, retry_after
-from receiver.channels.twilio_api import classify
+from receiver.channels.twilio_api import classify, form_body
 from receiver.channels.twilio_sms import SmsSender
-from receiver.channels.twilio_voice import MAX_TWIML, CallSender, twiml
+from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, CallSender, twiml
 from receiver.delivery import Outcome
 from receiver.logs import JsonFormatter, Redactor
-from receiver.model import Alert, AlertGroup, Channel, Notification, Source, Status
+from receiver.model import AckRef, Alert, AlertGroup, Channel, Notification, Source, Status
 from receiver.routing import plan
 from receiver.settings import Settings
 from receiver.sources.alertmanager import parse
@@ -403,6 +408,72 @@ def test_twiml_tames_an_override() -> None:
     assert first.endswith("…")
     assert "http" not in document
     assert MAX_TWIML - 30 < len(document) <= MAX_TWIML  # cut to fit, not cut to nothing
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+# Field names are ours (To, From, Body, Twiml); the values are where anything can appear.
+@given(
+    st.dictionaries(
+        st.from_regex(r"[A-Za-z]{1,8}", fullmatch=True), st.text(st.characters(codec="utf-8"))
+    )
+)
+def test_form_body_is_what_aiohttp_sends_for_a_dict(fields: dict[str, str]) -> None:
+    ours, theirs = form_body(fields), aiohttp.FormData(fields)()
+    assert ours._value == theirs._value
+    assert dict(ours.headers) == dict(theirs.headers)
+
+
+def library_twiml(speech: str, action: str | None = None) -> str:
+    """The script as twilio's VoiceResponse writes it: say, pause 1 s, say again, hang up; with
+    an acknowledgement URL, inside a Gather asking for 1, then a goodbye."""
+    response = VoiceResponse()
+    verb: VoiceResponse | Gather = response
+    if action is not None:
+        verb = Gather(num_digits=1, action=action, method="POST", timeout=GATHER_TIMEOUT)
+        speech = f"{speech} {PROMPT}"
+    verb.say(speech)
+    verb.pause(length=1)
+    verb.say(speech)
+    if action is not None:
+        response.append(verb)
+        response.say("Not acknowledged. Goodbye.")
+    response.hangup()
+    return str(response)
+
+
+ACK_REF = AckRef("BEYC2", "eyJncm91cCI6IjEifQ.c2lnbmF0dXJl", "https://oncall.example.com/a&b")
+
+
+def _call_variants() -> list[Notification]:
+    n = critical(Channel.CALL)
+    overrides = (
+        "Tom & Jerry <b>'quoted'</b> \"double\" > 5% ]]> &amp; Ünïcødé 🔥",
+        "{% for i in range(2000) %}<b>&</b> {{ link }} \x07{% endfor %}",  # cut to fit
+        "",  # an empty verb
+    )
+    plain = [
+        n,
+        planned(parse(fixture("alertmanager-resolved.json")), Channel.CALL),
+        storm(Channel.CALL),
+        *(dataclasses.replace(n, templates={"call": text}) for text in overrides),
+    ]
+    return plain + [dataclasses.replace(v, ack=ACK_REF) for v in plain]
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_twiml_is_what_voice_response_writes(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = _call_variants()[index]
+    ours = twiml(n, TZ)
+    monkeypatch.setattr(twilio_voice, "_document", library_twiml)
+    assert ours == twiml(n, TZ)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.text() | st.sampled_from(["@SPEECH@ @ACTION@", "<&>\"'"]), st.booleans())
+def test_any_speech_is_escaped_as_voice_response_does(text: str, gather: bool) -> None:
+    speech = twilio_voice._speakable(text)  # what twiml() hands to the document
+    action = ACK_REF.voice_action if gather else None
+    assert twilio_voice._document(speech, action) == library_twiml(speech, action)
 
 
 async def test_a_storm_call_is_accepted(

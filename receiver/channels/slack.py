@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
@@ -188,7 +187,7 @@ def build_message(
         f"*Severity:*\n{n.severity.value}",
         f"*Alerts:*\n{render.counts(n)}",
         f"*Since:*\n<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|"
-        f"{started:%Y-%m-%d %H:%M %Z}>",
+        f"{render.stamp(started)}>",
         f"*Route:*\n{n.route}",
     ]
     blocks: list[dict[str, Any]] = [
@@ -299,7 +298,8 @@ def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:
     description = alert.annotations.get("description")
     if description and description != alert.summary:
         lines.append(_escape(description))
-    lines.append(f"since {alert.starts_at.astimezone(tz):%H:%M %Z}")
+    local = alert.starts_at.astimezone(tz)
+    lines.append(f"since {render.hhmm(local)} {local.tzname() or ''}")
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
 
 
@@ -322,8 +322,19 @@ def silence_url(n: Notification, alertmanager_url: str | None) -> str | None:
     if not base or not labels or n.group.source.value != "alertmanager":
         return None
     matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    url = f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
+    url = f"{base.rstrip('/')}/#/silences/new?filter={url_quote('{' + matchers + '}')}"
     return url if len(url) < 2900 else None
+
+
+# urllib.parse.quote (safe="/") one UTF-8 byte at a time through a table: str.translate is
+# about five times faster than quote's per-byte Python loop.
+_URL_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+_QUOTE = [chr(b) if b in _URL_SAFE else f"%{b:02X}" for b in range(256)]
+
+
+def url_quote(text: str) -> str:
+    """`urllib.parse.quote(text)`."""
+    return text.encode().decode("latin-1").translate(_QUOTE)
 
 
 def _context(text: str) -> dict[str, Any]:

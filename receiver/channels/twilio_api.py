@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
+from aiohttp.payload import BytesPayload
 
 from receiver.channels.base import DeliveryError, reason_for_status, retry_after, short
 from receiver.settings import Settings
@@ -38,6 +39,7 @@ class TwilioApi:
         self._from = settings.twilio_from
         self._accounts_url = f"{settings.twilio_api_url.rstrip('/')}/{API_VERSION}/Accounts/{sid}"
         self._authorization = basic_auth(sid, token) if sid and token else None
+        self._headers = {"Authorization": self._authorization or "", "Accept": "application/json"}
         # Anything that could let a reader act as us; scrubbed from every detail we write.
         encoded = self._authorization.removeprefix("Basic ") if self._authorization else None
         self._secrets = tuple(s for s in (token, encoded) if s)
@@ -54,8 +56,8 @@ class TwilioApi:
         try:
             async with self._session.post(
                 f"{self._accounts_url}/{resource}.json",
-                data=form,
-                headers={"Authorization": self._authorization, "Accept": "application/json"},
+                data=form_body(form),
+                headers=self._headers,
                 timeout=NO_TIMEOUT,
                 # A redirected POST would be replayed as a GET; treat any 3xx as an answer.
                 allow_redirects=False,
@@ -78,6 +80,22 @@ class TwilioApi:
 
     def _short(self, text: str) -> str:
         return short(text, self._secrets)
+
+
+# urllib.parse.quote_plus for one UTF-8 byte each (read as Latin-1): letters, digits and "_.-~"
+# stay, a space becomes "+", everything else "%XX".
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_QUOTE_PLUS = [chr(b) if b in _SAFE else "+" if b == 0x20 else f"%{b:02X}" for b in range(256)]
+
+
+def form_body(fields: Mapping[str, str]) -> BytesPayload:
+    """What aiohttp sends for `data=fields` (urlencode), at a third of the cost: str.translate."""
+    encoded = "&".join(f"{_quote_plus(k)}={_quote_plus(v)}" for k, v in fields.items())
+    return BytesPayload(encoded.encode("ascii"), content_type="application/x-www-form-urlencoded")
+
+
+def _quote_plus(text: str) -> str:
+    return text.encode().decode("latin-1").translate(_QUOTE_PLUS)
 
 
 def basic_auth(login: str, password: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 from datetime import tzinfo
+from functools import cache
+from xml.sax.saxutils import escape
 
 import aiohttp
 from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -73,6 +75,30 @@ GATHER_TIMEOUT = 8
 
 
 def _document(speech: str, action: str | None) -> str:
+    """What `VoiceResponse` writes (tests prove it), without its ~60 µs XML writer per call.
+
+    The library writes the verbs once, around placeholders; each call fills in the escaped speech
+    (and the escaped `<Gather action>` URL).
+    """
+    if not speech:  # the library writes an empty verb as <Say />; too rare to special-case
+        return _library_document(speech, action)
+    if action is None:
+        return _skeleton(gather=False).replace(_SPEECH, escape(speech))
+    # The URL first: alert text could contain the other placeholder, our URL cannot.
+    document = _skeleton(gather=True).replace(_ACTION, escape(action, {'"': "&quot;"}))
+    return document.replace(_SPEECH, escape(speech))
+
+
+_SPEECH = "@SPEECH@"
+_ACTION = "@ACTION@"
+
+
+@cache
+def _skeleton(*, gather: bool) -> str:
+    return _library_document(_SPEECH, _ACTION if gather else None)
+
+
+def _library_document(speech: str, action: str | None) -> str:
     response = VoiceResponse()
     if action is None:
         _announce(response, speech)

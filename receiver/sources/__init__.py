@@ -18,6 +18,8 @@ def obj(value: Any, where: str) -> Mapping[str, Any]:
 
 
 def text(value: Any, where: str, *, default: str | None = None) -> str:
+    if type(value) is str and value.isascii():  # the common case: nothing to check or convert
+        return value
     if value is None and default is not None:
         return default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -42,7 +44,13 @@ def str_map(value: Any, where: str) -> dict[str, str]:
     if value is None:
         return {}
     mapping = obj(value, where)
-    return {_encodable(k): text(v, f"{where}.{k!r}") for k, v in mapping.items()}
+    out: dict[str, str] = {}
+    for k, v in mapping.items():
+        if type(v) is str and v.isascii() and k.isascii():  # as text() would; no `where` to build
+            out[k] = v
+        else:
+            out[_encodable(k)] = text(v, f"{where}.{k!r}")
+    return out
 
 
 _EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
