@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime, tzinfo
 
 from receiver.model import Alert, Notification, Severity, Status
@@ -22,33 +21,8 @@ _WHERE_LABELS = ("cluster", "environment", "namespace")
 
 def where(n: Notification) -> str:
     """The place the alerts are about, from labels every alert shares: `payments-api prod-eu-1`."""
-    return _remembered("where", n.alerts, _where)
-
-
-def _where(alerts: tuple[Alert, ...]) -> str:
-    parts = [_shared(alerts, keys) for keys in (_WHAT_LABELS, _WHERE_LABELS)]
+    parts = [_shared(n.alerts, keys) for keys in (_WHAT_LABELS, _WHERE_LABELS)]
     return " ".join(p for p in parts if p)
-
-
-# A webhook's notifications (one per target) share one alerts tuple, and their four messages ask
-# for its name, summary and place about twenty times: remember the last few answers, by identity.
-# An entry holds its tuple, so the id cannot be reused while the entry lives.
-_RECENT: dict[tuple[str, int], tuple[tuple[Alert, ...], str]] = {}
-_RECENT_SIZE = 64
-
-
-def _remembered(
-    what: str, alerts: tuple[Alert, ...], compute: Callable[[tuple[Alert, ...]], str]
-) -> str:
-    key = (what, id(alerts))
-    hit = _RECENT.get(key)
-    if hit is not None and hit[0] is alerts:
-        return hit[1]
-    value = compute(alerts)
-    if len(_RECENT) >= _RECENT_SIZE:
-        del _RECENT[next(iter(_RECENT))]  # the oldest
-    _RECENT[key] = (alerts, value)
-    return value
 
 
 def _shared(alerts: tuple[Alert, ...], keys: tuple[str, ...]) -> str:
@@ -69,21 +43,13 @@ def _shared(alerts: tuple[Alert, ...], keys: tuple[str, ...]) -> str:
 
 
 def name(n: Notification) -> str:
-    return _remembered("name", n.alerts, _name)
-
-
-def _name(alerts: tuple[Alert, ...]) -> str:
-    names = sorted({a.name for a in alerts})
+    names = sorted({a.name for a in n.alerts})
     return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} more)"
 
 
 def summary(n: Notification) -> str:
-    return _remembered("summary", n.alerts, _summary)
-
-
-def _summary(alerts: tuple[Alert, ...]) -> str:
-    summaries = {a.summary for a in alerts}
-    first = alerts[0].summary if alerts else ""
+    summaries = {a.summary for a in n.alerts}
+    first = n.alerts[0].summary if n.alerts else ""
     return first if len(summaries) == 1 else f"{first} (and {len(summaries) - 1} other)"
 
 
