@@ -5,15 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import timedelta
-from urllib.parse import quote
 
 import aiohttp
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from receiver.channels.slack import SlackSender, build_message, silence_url, url_quote
+from receiver.channels.slack import SlackSender, build_message, silence_url
 from receiver.config import Config, Delivery, SlackDestination
 from receiver.delivery import Deliverer, Outcome
 from receiver.metrics import Metrics
@@ -242,8 +239,3 @@ async def test_webhook_url_never_leaks(
     assert refused.reason == "connectionError"
     assert "secretpart" not in caplog.text
     assert BOT_TOKEN not in caplog.text
-
-
-@given(st.text(st.characters(codec="utf-8")))
-def test_url_quote_is_urllib_quote(text: str) -> None:
-    assert url_quote(text) == quote(text)

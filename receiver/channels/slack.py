@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -322,19 +323,8 @@ def silence_url(n: Notification, alertmanager_url: str | None) -> str | None:
     if not base or not labels or n.group.source.value != "alertmanager":
         return None
     matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    url = f"{base.rstrip('/')}/#/silences/new?filter={url_quote('{' + matchers + '}')}"
+    url = f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
     return url if len(url) < 2900 else None
-
-
-# urllib.parse.quote (safe="/") one UTF-8 byte at a time through a table: str.translate is
-# about five times faster than quote's per-byte Python loop.
-_URL_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
-_QUOTE = [chr(b) if b in _URL_SAFE else f"%{b:02X}" for b in range(256)]
-
-
-def url_quote(text: str) -> str:
-    """`urllib.parse.quote(text)`."""
-    return text.encode().decode("latin-1").translate(_QUOTE)
 
 
 def _context(text: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -82,20 +83,10 @@ class TwilioApi:
         return short(text, self._secrets)
 
 
-# urllib.parse.quote_plus for one UTF-8 byte each (read as Latin-1): letters, digits and "_.-~"
-# stay, a space becomes "+", everything else "%XX".
-_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-_QUOTE_PLUS = [chr(b) if b in _SAFE else "+" if b == 0x20 else f"%{b:02X}" for b in range(256)]
-
-
 def form_body(fields: Mapping[str, str]) -> BytesPayload:
-    """What aiohttp sends for `data=fields` (urlencode), at a third of the cost: str.translate."""
-    encoded = "&".join(f"{_quote_plus(k)}={_quote_plus(v)}" for k, v in fields.items())
+    """What aiohttp sends for `data=fields`, without a FormData (and its uuid) per request."""
+    encoded = urllib.parse.urlencode(fields)
     return BytesPayload(encoded.encode("ascii"), content_type="application/x-www-form-urlencoded")
-
-
-def _quote_plus(text: str) -> str:
-    return text.encode().decode("latin-1").translate(_QUOTE_PLUS)
 
 
 def basic_auth(login: str, password: str) -> str:
