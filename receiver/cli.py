@@ -244,7 +244,8 @@ def _log_acknowledgement(settings: Settings) -> None:
     needed = ("ACK_SECRET", "ALERTMANAGER_URL", "PUBLIC_URL")
     missing = [name for name in needed if not getattr(settings, name.lower())]
     if missing:
-        log.warning(
+        # A valid choice (no acknowledgement wanted), so information rather than a warning.
+        log.info(
             "acknowledgement is off: pages carry no ACK code, key prompt, link or button",
             extra={"missing": missing},
         )
