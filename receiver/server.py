@@ -16,6 +16,7 @@ import signal
 
 from aiohttp import web
 
+from receiver.memory import pin_mmap_threshold
 from receiver.reload import Reloader
 from receiver.router import Router
 
@@ -49,7 +50,15 @@ async def serve(
     # Everything allocated at start-up lives for the process: keep it out of the collector's
     # full passes, which otherwise pause the loop for tens of milliseconds under load.
     gc.freeze()
-    log.info("listening", extra={"address": f"{host}:{port}", "dry_run": router.dry_run})
+    pinned = pin_mmap_threshold()
+    log.info(
+        "listening",
+        extra={
+            "address": f"{host}:{port}",
+            "dry_run": router.dry_run,
+            "mmap_threshold_pinned": pinned,
+        },
+    )
     try:
         await stop.wait()
         router.ready = False
