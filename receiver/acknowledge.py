@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from receiver.acks import Ack, StoreError, group_id, sms_code
+from receiver.acks import Ack, StoreError, sms_code
 from receiver.acktoken import AckToken
 from receiver.model import AlertGroup, Channel, Severity, Status
 from receiver.routing import plan
@@ -144,7 +144,7 @@ async def find_page(router: Router, person: str, code: str | None) -> Page:
     now = router.clock()
     if code is not None:
         for group in groups:
-            if sms_code(group_id(group)) == code:
+            if sms_code(router.group_id(group)) == code:
                 page = _page(router, group, person, now, only_mine=False)
                 if page is not None:
                     return page
@@ -174,7 +174,7 @@ def _page(
     return Page(
         group=group,
         request=Request(
-            group=group_id(group),
+            group=router.group_id(group),
             by=person,
             channel=Channel.SMS,
             level=max(n.level for n in result.notifications),

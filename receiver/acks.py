@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from receiver.model import Alert, AlertGroup, Channel
+from receiver.model import Alert, AlertGroup, Channel, Severity
 from receiver.sources import PayloadError, alertmanager, timestamp
 
 log = logging.getLogger("receiver.acks")
@@ -39,16 +39,18 @@ class StoreError(Exception):
     """Alertmanager could not be read or written; the message is safe to log."""
 
 
-def group_id(group: AlertGroup) -> str:
-    """Stable identity of an Alertmanager group: its receiver and group labels.
+def group_id(group: AlertGroup, severity: Severity) -> str:
+    """Stable identity of an Alertmanager group: receiver, group labels and severity.
 
-    Both the webhook and `GET /api/v2/alerts/groups` carry them, so a group found through the
-    API (an SMS reply) and the same group in a webhook get the same id.
+    The webhook and `GET /api/v2/alerts/groups` both carry the receiver and group labels, so a
+    group found through the API (an SMS reply) and the same group in a webhook get the same id.
+    The severity (decided by the routing file) tells apart same-named alerts that Alertmanager
+    groups separately by severity, such as a DiskFull warning and a DiskFull critical.
     """
+    identity: list[object] = [group.receiver, sorted(group.group_labels.items()), severity.value]
     if not group.receiver and not group.group_labels:
-        return hashlib.sha256(group.group_key.encode()).hexdigest()[:16]
-    canonical = json.dumps([group.receiver, sorted(group.group_labels.items())])
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        identity = [group.group_key, severity.value]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
 def sms_code(gid: str) -> str:

@@ -19,7 +19,7 @@ from receiver.config import Config
 from receiver.delivery import Deliverer, Outcome, Report
 from receiver.metrics import Metrics, OnCallCollector
 from receiver.model import AckRef, AlertGroup, Channel, Source, Status
-from receiver.routing import Plan, plan
+from receiver.routing import Plan, group_severity, plan
 from receiver.settings import Settings
 
 log = logging.getLogger("receiver.router")
@@ -69,12 +69,16 @@ class Router:
         s = self.settings
         return bool(s.ack_secret and s.alertmanager_url and s.public_url)
 
+    def group_id(self, group: AlertGroup) -> str:
+        """The id acknowledgements of this group are kept under (receiver.acks.group_id)."""
+        return group_id(group, group_severity(self.config, group))
+
     async def acks_for(self, group: AlertGroup) -> tuple[Ack, ...]:
         """The group's acknowledgements; none (so escalation goes on) if Alertmanager fails."""
         if self.store is None:
             return ()
         try:
-            return await self.store.acks(group_id(group))
+            return await self.store.acks(self.group_id(group))
         except StoreError as e:
             failure = str(e)
         # Paging too much beats paging nobody: escalate as if nobody had acknowledged.
@@ -118,7 +122,7 @@ class Router:
             # Delivered directly (a Sentry event Alertmanager did not take): it never comes back
             # through Alertmanager, so there is no later page for an acknowledgement to stop.
             return result
-        gid = group_id(result.group)
+        gid = self.group_id(result.group)
         code = sms_code(gid)
         expires = int(now.timestamp() + self.config.acknowledgement.links_valid_for)
         notifications = []

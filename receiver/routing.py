@@ -84,6 +84,12 @@ def _sentry_severity(config: Config, alert: Alert) -> SeverityDecision:
     return SeverityDecision(severity, f"{what} maps to {severity.value}")
 
 
+def group_severity(config: Config, group: AlertGroup) -> Severity:
+    """The most urgent severity among the group's alerts."""
+    severities = [decide_severity(config, a).severity for a in group.alerts]
+    return min(severities, key=lambda s: s.rank, default=config.severity.default)
+
+
 def match_routes(config: Config, alert: Alert, severity: Severity) -> tuple[Route, ...]:
     """Routes in file order; the first match stops the search unless it says `continue`."""
     matched = []

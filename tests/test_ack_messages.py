@@ -13,7 +13,16 @@ from receiver import render, templates
 from receiver.acks import CODE_LENGTH, group_id, sms_code
 from receiver.channels.sendgrid import html_notice, mail_body
 from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, twiml
-from receiver.model import AckRef, Alert, AlertGroup, Channel, Notification, Source, Status
+from receiver.model import (
+    AckRef,
+    Alert,
+    AlertGroup,
+    Channel,
+    Notification,
+    Severity,
+    Source,
+    Status,
+)
 from receiver.routing import plan
 from receiver.settings import Settings
 from receiver.sources import alertmanager, sentry
@@ -128,10 +137,13 @@ def test_group_id_is_the_same_from_webhook_and_api() -> None:
             ],
         }
     )
-    assert group_id(api) == group_id(webhook)
+    critical = Severity.CRITICAL
+    assert group_id(api, critical) == group_id(webhook, critical)
     assert [a.status for a in api.alerts] == [Status.FIRING] * len(webhook.alerts)
     other = dataclasses.replace(api, group_labels={**api.group_labels, "service": "other"})
-    assert group_id(other) != group_id(api)
+    assert group_id(other, critical) != group_id(api, critical)
+    # The same alert name at another severity is a group of its own (its own route).
+    assert group_id(api, Severity.MEDIUM) != group_id(api, critical)
 
 
 def test_codes_are_short_and_unambiguous() -> None:
@@ -146,7 +158,7 @@ def test_group_without_labels_falls_back_to_its_key() -> None:
     alert = Alert(Source.SENTRY, Status.FIRING, {"a": "b"}, {}, NOW, "f")
     first = AlertGroup(Source.SENTRY, "sentry:1", Status.FIRING, (alert,))
     second = dataclasses.replace(first, group_key="sentry:2")
-    assert group_id(first) != group_id(second)
+    assert group_id(first, Severity.HIGH) != group_id(second, Severity.HIGH)
 
 
 def test_only_alertmanager_groups_carry_acknowledgement() -> None:

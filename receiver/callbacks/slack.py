@@ -22,7 +22,7 @@ from aiohttp import web
 
 from receiver import acktoken, auth
 from receiver.acknowledge import Outcome, Refused, acknowledge, from_token, unavailable
-from receiver.acks import AlertmanagerStore, StoreError, group_id
+from receiver.acks import AlertmanagerStore, StoreError
 from receiver.callbacks import person_by_slack, refused
 from receiver.channels.slack import (
     ACK,
@@ -164,18 +164,18 @@ async def _act(router: Router, click: Click) -> dict[str, Any]:
     store = router.store
     if store is None:
         raise Refused("storeUnavailable", "acknowledgement is not configured")
-    group = await _firing_group(store, token.group)
+    group = await _firing_group(router, store, token.group)
     if click.action == SILENCE:
         return _replace(click, await _silence(router, store, click, group, now))
     return _replace(click, await _resolve(router, store, click, group, now))
 
 
-async def _firing_group(store: AlertmanagerStore, gid: str) -> AlertGroup:
+async def _firing_group(router: Router, store: AlertmanagerStore, gid: str) -> AlertGroup:
     try:
         groups = await store.groups()
     except StoreError as e:
         raise unavailable("cannot list alert groups", e) from None
-    group = next((g for g in groups if group_id(g) == gid), None)
+    group = next((g for g in groups if router.group_id(g) == gid), None)
     if group is None:
         raise Refused(
             "unknownGroup", "no firing, unsilenced alert group matches; it may have resolved"
@@ -206,7 +206,7 @@ async def _silence(
     log.info(
         "silenced from slack",
         extra={
-            "ack_group": group_id(group),
+            "ack_group": router.group_id(group),
             "by": click.by,
             "silence_id": silence_id,
             "until": until.isoformat(),
@@ -236,7 +236,7 @@ async def _resolve(
         raise unavailable("cannot resolve alerts", e) from None
     log.info(
         "resolved from slack",
-        extra={"ack_group": group_id(group), "by": click.by, "alerts": len(group.alerts)},
+        extra={"ack_group": router.group_id(group), "by": click.by, "alerts": len(group.alerts)},
     )
     return f":white_check_mark: Resolved by <@{click.user_id}> at {_clock(router, now)}"
 

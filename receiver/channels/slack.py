@@ -15,7 +15,6 @@ from urllib.parse import quote
 import aiohttp
 
 from receiver import render, templates
-from receiver.acks import group_id
 from receiver.channels.base import DeliveryError, reason_for_status, retry_after
 from receiver.config import Acknowledgement, SlackDestination
 from receiver.model import Alert, Notification, Severity, Status
@@ -248,7 +247,7 @@ def actions_block(n: Notification, silence_for: float) -> dict[str, Any] | None:
                 confirm=("Resolve?", "This ends the Sentry alert in Alertmanager.", "Resolve"),
             )
         )
-    block_id = (ACTIONS_BLOCK_PREFIX + group_id(n.group))[:_MAX_BLOCK_ID]
+    block_id = (ACTIONS_BLOCK_PREFIX + n.ack.code)[:_MAX_BLOCK_ID]
     return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
