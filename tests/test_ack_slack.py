@@ -23,7 +23,7 @@ from receiver import acktoken, auth
 from receiver.acks import ACK_LABEL, sms_code
 from receiver.acktoken import AckToken
 from receiver.app import create_app
-from receiver.callbacks.slack import PATH
+from receiver.callbacks.slack import PATH, _slack_origin
 from receiver.channels.registry import vendor_senders
 from receiver.channels.slack import SlackSender, build_message
 from receiver.logs import JsonFormatter, Redactor
@@ -711,6 +711,9 @@ def signed(stack: Stack, body: bytes) -> dict[str, str]:
         pytest.param(form(block_actions(user={"id": 7})), id="user-id-not-text"),
         pytest.param(form(block_actions(response_url=None)), id="no-response-url"),
         pytest.param(form(block_actions(response_url="file:///etc/passwd")), id="not-http"),
+        pytest.param(
+            form(block_actions(response_url="https://attacker.example/hooks")), id="not-slack"
+        ),
     ],
 )
 async def test_malformed_signed_payloads_are_400(offline: Stack, body: bytes) -> None:
@@ -838,3 +841,18 @@ def test_fake_checks_confirmation_dialogs() -> None:
     [block] = actions_of(broken)
     block["elements"][1]["confirm"]["confirm"]["text"] = "x" * 31
     assert block_kit_error(broken["blocks"]) == "invalid_blocks"
+
+
+def test_response_url_must_be_slacks() -> None:
+    router, _ = dry_run_router(settings=Settings(slack_api_url="http://127.0.0.1:8080/api"))
+    assert _slack_origin(router, "https://hooks.slack.com/actions/T1/2/x")
+    assert _slack_origin(router, "http://127.0.0.1:8080/actions/T1/2/x")  # SLACK_API_URL's host
+    for url in (
+        "http://hooks.slack.com/actions/T1/2/x",  # not https
+        "https://hooks.slack.com.attacker.example/actions",
+        "https://attacker.example/?u=https://hooks.slack.com/",
+        "http://127.0.0.1:8081/actions/T1/2/x",
+        "/actions/T1/2/x",
+        "http://[::1",
+    ):
+        assert not _slack_origin(router, url), url

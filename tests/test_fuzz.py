@@ -106,21 +106,29 @@ class Harness:
         await client.start_server()
         return client
 
-    def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> int:
-        """POST, wait for background deliveries, and fail on any exception raised or logged."""
+    def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        method: str = "POST",
+        allowed: frozenset[int] = ALLOWED,
+    ) -> int:
+        """Send, wait for background work, and fail on any exception raised or logged."""
         self.errors.records.clear()
         self.out.seek(0)
         self.out.truncate()
-        status, failures = self.runner.run(self._post(path, body, headers))
+        status, failures = self.runner.run(self._post(method, path, body, headers))
         assert failures == [], f"background delivery raised: {failures!r}"
         assert self.errors.records == [], self.errors.describe()
-        assert status in ALLOWED, f"{path} answered {status}"
+        assert status in allowed, f"{path} answered {status}"
         return status
 
     async def _post(
-        self, path: str, body: bytes, headers: Mapping[str, str]
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[int, list[BaseException]]:
-        async with self.client.post(path, data=body, headers=dict(headers)) as response:
+        async with self.client.request(method, path, data=body, headers=dict(headers)) as response:
             await response.read()
             status = response.status
         failures: list[BaseException] = []

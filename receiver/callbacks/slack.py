@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from receiver import acktoken, auth
 from receiver.acknowledge import Outcome, Refused, acknowledge, from_token, unavailable
@@ -38,6 +39,8 @@ from receiver.router import ROUTER, Router
 log = logging.getLogger("receiver.callbacks.slack")
 
 PATH = "/webhooks/slack/actions"
+# Where Slack's response_url points (https://hooks.slack.com/actions/T…/…/…).
+SLACK_HOOKS_HOST = "hooks.slack.com"
 # Slack shows the user an error after 3 s; leave room for the network both ways.
 INLINE_BUDGET = 2.5
 # Slack allows 50 blocks in a message; the update adds one.
@@ -131,8 +134,8 @@ def _read(raw: bytes, router: Router) -> Click:
     if not isinstance(user, dict) or not isinstance(user_id, str) or not user_id:
         raise _Malformed("the payload names no user")
     response_url = payload.get("response_url")
-    if not isinstance(response_url, str) or not response_url.startswith(("https://", "http://")):
-        raise _Malformed("the payload has no response_url")
+    if not isinstance(response_url, str) or not _slack_origin(router, response_url):
+        raise _Malformed("the payload has no Slack response_url")
     message = payload.get("message")
     message = message if isinstance(message, dict) else {}
     person = person_by_slack(router.config, user_id)
@@ -147,6 +150,21 @@ def _read(raw: bytes, router: Router) -> Click:
         blocks=_objects(message.get("blocks")),
         attachments=_objects(message.get("attachments")),
     )
+
+
+def _slack_origin(router: Router, url: str) -> bool:
+    """Only Slack's own hosts (or SLACK_API_URL's, for a proxy or a test): even with a leaked
+    signing secret, the router cannot be made to post to an address of the sender's choice."""
+    try:
+        target = URL(url)
+    except ValueError:
+        return False
+    allowed = {("https", SLACK_HOOKS_HOST, 443), _origin(URL(router.settings.slack_api_url))}
+    return target.is_absolute() and _origin(target) in allowed
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def _objects(value: Any) -> tuple[Mapping[str, Any], ...]:
