@@ -707,6 +707,10 @@ def signed(stack: Stack, body: bytes) -> dict[str, str]:
             form(block_actions(actions=[{"action_id": "delete", "value": "x"}])), id="unknown"
         ),
         pytest.param(form(block_actions(actions=[{"action_id": "ack"}])), id="no-value"),
+        pytest.param(
+            form(block_actions(actions=[{"action_id": [], "value": "x.y"}])),
+            id="action-id-not-text",  # found by tests/test_fuzz_callbacks.py: was a 500
+        ),
         pytest.param(form(block_actions(user=None)), id="no-user"),
         pytest.param(form(block_actions(user={"id": 7})), id="user-id-not-text"),
         pytest.param(form(block_actions(response_url=None)), id="no-response-url"),

@@ -127,7 +127,7 @@ def _read(raw: bytes, router: Router) -> Click:
     if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
         raise _Malformed("the payload has no action")
     action, value = actions[0].get("action_id"), actions[0].get("value")
-    if action not in _NOT_DONE or not isinstance(value, str):
+    if not isinstance(action, str) or action not in _NOT_DONE or not isinstance(value, str):
         raise _Malformed("not one of our buttons")
     user = payload.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None
