@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -143,12 +144,15 @@ class AlertmanagerStore:
         return silence_id
 
     async def groups(self) -> tuple[AlertGroup, ...]:
-        """Groups with alerts Alertmanager is notifying about (not silenced, not inhibited)."""
-        body = await self._call(
-            "GET",
-            "alerts/groups",
-            params={"active": "true", "silenced": "false", "inhibited": "false"},
-        )
+        """Our receiver's groups with alerts Alertmanager is notifying about (not silenced, not
+        inhibited); other teams' receivers are none of our business."""
+        params = {
+            "active": "true",
+            "silenced": "false",
+            "inhibited": "false",
+            "receiver": f"^{re.escape(alertmanager.RECEIVER)}$",
+        }
+        body = await self._call("GET", "alerts/groups", params=params)
         out = []
         for raw in _list(body):
             try:

@@ -27,6 +27,7 @@ from receiver.channels.registry import vendor_senders
 from receiver.config import Config, load_config
 from receiver.metrics import Metrics
 from receiver.router import Router
+from receiver.sources import alertmanager
 from tests.alertmanager_process import Alertmanager, post_alert
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, RecordedRequest
 from tests.fakes.twilio import TEST_ACCOUNT_SID
@@ -34,7 +35,7 @@ from tests.helpers import free_port, settings_for
 
 ALICE, BOB, CAROL, ERIN = "+447700900101", "+447700900102", "+447700900103", "+447700900105"
 ACK_SECRET = "test-ack-secret-0123456789"
-RECEIVER = "oncall-router"
+RECEIVER = alertmanager.RECEIVER  # the generated configuration's
 _MESSAGES = f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json"
 _CALLS = f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Calls.json"
 _CODE = re.compile(r"Reply ACK ([0-9A-Z]{5})$")
@@ -74,10 +75,16 @@ acknowledgement:
 """
 
 
+OTHER_TEAM = "other-team"
 ALERTMANAGER_CONFIG: dict[str, Any] = {
-    # A receiver with no integration: here Alertmanager only stores; the test posts webhooks.
-    "route": {"receiver": RECEIVER, "group_by": ["alertname", "service"]},
-    "receivers": [{"name": RECEIVER}],
+    # Receivers with no integration: here Alertmanager only stores; the test posts webhooks.
+    "route": {
+        "receiver": RECEIVER,
+        "group_by": ["alertname", "service"],
+        # Another team's alerts, which never reach the router.
+        "routes": [{"receiver": OTHER_TEAM, "matchers": ['team="other"']}],
+    },
+    "receivers": [{"name": RECEIVER}, {"name": OTHER_TEAM}],
 }
 
 

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -18,6 +18,7 @@ import pytest
 from receiver import acktoken
 from receiver.model import Channel, Severity
 from tests.ack_rig import ACK_SECRET, ALICE, BOB, CAROL, AckRig
+from tests.alertmanager_process import post_alert
 from tests.helpers import metric
 
 SMS_HOOK = "/webhooks/twilio/sms"
@@ -101,6 +102,17 @@ async def test_sms_ack_alone_takes_the_most_recent_page(rig: AckRig) -> None:
     status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, f"ACK {new}")
     assert "Already acknowledged by alice" in reply, reply
     assert len(await rig.markers()) == 1
+
+
+async def test_sms_ack_ignores_other_receivers_groups(rig: AckRig) -> None:
+    """A critical alert another team's receiver handles is none of the router's business, even
+    though the routing file would page alice for it: `ACK` finds nothing to acknowledge."""
+    labels = {"alertname": "TheirOutage", "service": "db", "severity": "critical", "team": "other"}
+    await post_alert(rig.session, rig.am, labels, startsAt=datetime.now(UTC))
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "ACK")
+    assert status == 200
+    assert "no firing page to acknowledge" in reply, reply
+    assert await rig.markers() == []
 
 
 @pytest.mark.parametrize(

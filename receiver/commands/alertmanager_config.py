@@ -62,10 +62,10 @@ from receiver.config import Config, Route, TimeWindow, load_config
 from receiver.config_oncall import WEEKDAYS
 from receiver.matchers import Matcher
 from receiver.model import Channel, Severity
+from receiver.sources.alertmanager import RECEIVER
 
 DEFAULT_URL = "http://oncall-router:9095/webhooks/alertmanager"
 DEFAULT_TOKEN_FILE = "/etc/alertmanager/secrets/oncall-router-token"  # noqa: S105 (a path)
-RECEIVER = "oncall-router"
 # One notification per incident rather than per instance; alerts of one group share a ladder.
 GROUP_BY = ("alertname", "cluster", "service")
 # Budget per alert in a webhook body (labels, annotations, generatorURL): 5 KiB is generous.

@@ -9,6 +9,8 @@ from receiver.model import Alert, AlertGroup, Link, Source, Status
 from receiver.sources import PayloadError, obj, str_map, text, timestamp
 
 _ZERO_TIME_PREFIX = "0001-01-01"
+# The Alertmanager receiver `oncall-router alertmanager-config` sends our alerts through.
+RECEIVER = "oncall-router"
 
 
 def parse(body: Any) -> AlertGroup:
