@@ -94,6 +94,7 @@ async def test_sms_ack_alone_takes_the_most_recent_page(rig: AckRig) -> None:
     new = rig.code(ALICE)
     assert old != new
     status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "Ack")
+    assert f"(NewAlert, code {new})" in reply, reply
     assert status == 200, reply
     assert "NewAlert" in reply, reply
     [marker] = await rig.markers()

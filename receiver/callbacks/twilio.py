@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from receiver import acktoken, auth
 from receiver.acknowledge import Outcome, Refused, acknowledge, find_page, from_token
+from receiver.acks import sms_code
 from receiver.callbacks import person_by_phone, public_url, refused
 from receiver.model import Channel
 from receiver.router import ROUTER, Router
@@ -45,11 +45,12 @@ async def sms_reply(request: web.Request) -> web.Response:
     code = match.group(1).upper() if match.group(1) else None
     try:
         page = await find_page(router, person, code)
-        outcome = await acknowledge(router, dataclasses.replace(page.request, by=person))
+        outcome = await acknowledge(router, page.request)
     except Refused as e:
         refused(router, Channel.SMS, e.reason, f"{person}: {e.detail}")
         return _message(f"Not acknowledged: {e.detail}. {_HELP if code else ''}".strip())
-    return _message(f"{_confirmation(router, outcome)} ({page.request.what}, code {code or '-'})")
+    what = f"{page.request.what}, code {sms_code(page.request.group)}"
+    return _message(f"{_confirmation(router, outcome)} ({what})")
 
 
 async def key_press(request: web.Request) -> web.Response:
