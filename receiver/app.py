@@ -227,6 +227,8 @@ def _reply(router: Router, source: Source, result: Plan, report: Report) -> web.
             "alerts": len(result.alerts),
             "outcome": outcome,
             "notifications": len(report.results),
+            # Why an escalation step paged nobody, when it did not.
+            "acknowledged_by": result.acknowledged.by if result.acknowledged else None,
         },
     )
     # 503 makes Alertmanager retry; delivered targets are not paged twice (dedupe).

@@ -272,19 +272,6 @@ def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
     return int((where.age - route.level_after(level)) // route.repeat)
 
 
-def idempotency_key(
-    group: AlertGroup,
-    alerts: tuple[Alert, ...],
-    level: int,
-    target: Target,
-    recipient: Recipient,
-    round_: int | None = None,
-    after_ack: str = "",
-) -> str:
-    """Same group, alert set and states, level (repeat round, expired ack) and target: same send."""
-    return _key(_key_prefix(group, alerts), level, target, recipient, round_, after_ack)
-
-
 def _key_prefix(group: AlertGroup, alerts: tuple[Alert, ...]) -> str:
     """The part of a key every target of a route shares, so plan() builds it once per route."""
     states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
@@ -299,6 +286,8 @@ def _key(
     round_: int | None,
     after_ack: str = "",
 ) -> str:
+    """The idempotency key: same group, alert set and states, level (repeat round, expired
+    acknowledgement) and target mean the same send."""
     # Round 0 of a repeating level is the level's first page: same key as once it is passed.
     step = f"{level}.{round_}" if round_ else str(level)
     if after_ack:

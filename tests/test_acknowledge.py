@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,9 @@ def refusals(rig: AckRig, channel: str, reason: str) -> float:
     return metric(rig.router, "oncall_router_acknowledgements_refused_total", labels)
 
 
-async def test_sms_reply_acknowledges_and_holds_escalation(rig: AckRig) -> None:
+async def test_sms_reply_acknowledges_and_holds_escalation(
+    rig: AckRig, caplog: pytest.LogCaptureFixture
+) -> None:
     await rig.fire(ago=timedelta(minutes=2))
     assert rig.sms(ALICE)
     assert not rig.sms(BOB)
@@ -56,7 +59,10 @@ async def test_sms_reply_acknowledges_and_holds_escalation(rig: AckRig) -> None:
 
     # 12 minutes later (bob's step is at 10) the re-send pages nobody: escalation is held.
     rig.clock.offset = timedelta(minutes=12)
-    await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
+    with caplog.at_level(logging.INFO, logger="receiver.app"):
+        await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
+    [handled] = [r for r in caplog.records if r.getMessage() == "webhook handled"]
+    assert handled.acknowledged_by == "alice"  # type: ignore[attr-defined]
     assert not rig.sms(BOB)
     assert len(rig.sms(ALICE)) == 1
 
