@@ -30,8 +30,10 @@ import aiohttp
 
 from bench.load import Client, Payloads, PhaseResult
 from bench.procs import REPO, Child, ChildError, free_port, machine_busy_seconds
-from receiver.config import Config, ConfigError, load_config
-from receiver.settings import Settings
+from receiver.config.load import load_config
+from receiver.config.settings import Settings
+from receiver.config.types import Config
+from receiver.config.yaml_source import ConfigError
 
 T = TypeVar("T")
 ROUTING = REPO / "bench" / "routing.yaml"

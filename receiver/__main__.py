@@ -1,5 +1,5 @@
 """`python -m receiver` is the same as the `oncall-router` command."""
 
-from receiver.cli import main
+from receiver.cli.main import main
 
 raise SystemExit(main())

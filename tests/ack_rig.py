@@ -22,12 +22,13 @@ import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
-from receiver.config import Config, load_config
+from receiver.config.load import load_config
+from receiver.config.types import Config
 from receiver.metrics import Metrics
-from receiver.router import Router
 from receiver.sources import alertmanager
+from receiver.web.app import create_app
+from receiver.web.service import Service
 from tests.alertmanager_process import Alertmanager, post_alert
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, RecordedRequest
 from tests.fakes.twilio import TEST_ACCOUNT_SID
@@ -100,7 +101,7 @@ class Clock:
 
 @dataclass
 class AckRig:
-    router: Router
+    service: Service
     url: str  # the router's base URL, also its PUBLIC_URL
     am: Alertmanager
     session: aiohttp.ClientSession
@@ -233,9 +234,9 @@ async def serve_rig(
         receiver_auth_token=receiver_auth_token,
     )
     clock = clock or Clock()
-    router = Router(
+    service = Service(
         config, settings, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
     )
-    app = create_app(router, lambda s: vendor_senders(s, settings, config))
+    app = create_app(service, lambda s: vendor_senders(s, settings, config))
     async with TestServer(app, host="127.0.0.1", port=port):
-        yield AckRig(router, url, am, session, slack, twilio, sendgrid, clock)
+        yield AckRig(service, url, am, session, slack, twilio, sendgrid, clock)

@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest_asyncio
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.alertmanager_process", "tests.ack_rig"]
+pytest_plugins = [
+    "tests.fakes.fixtures",
+    "tests.alertmanager_process",
+    "tests.redis_process",
+    "tests.ack_rig",
+]
 
 # On a failure hypothesis imports libcst to suggest an @example patch; libcst's import warns
 # (mypy_extensions.TypedDict) and `filterwarnings = error` turns the failure report into an

@@ -19,12 +19,13 @@ from prometheus_client import CollectorRegistry
 
 from receiver.channels.base import Sender
 from receiver.channels.registry import dry_run_senders
-from receiver.config import Config, Delivery, Limits, SlackDestination, load_config
-from receiver.delivery import Deliverer, Result
+from receiver.config.load import load_config
+from receiver.config.settings import Settings
+from receiver.config.types import Config, Delivery, Limits, SlackDestination
+from receiver.delivery.fanout import Deliverer, Result
 from receiver.metrics import Metrics
 from receiver.model import Channel, Notification
-from receiver.router import Router
-from receiver.settings import Settings
+from receiver.web.service import Service
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.sendgrid import TEST_API_KEY
 from tests.fakes.slack import TEST_BOT_TOKEN
@@ -56,13 +57,13 @@ def dry_run_router(
     senders: Mapping[Channel, Sender] | None = None,
     *,
     dry_run: bool = True,
-) -> tuple[Router, io.StringIO]:
+) -> tuple[Service, io.StringIO]:
     """A Router like `serve --dry-run`, printing into a buffer the test can read."""
     config = config or shipped_config()
     buffer = out or io.StringIO()
     if senders is None:
         senders = dry_run_senders(config.timezone, buffer)
-    router = Router(
+    service = Service(
         config=config,
         settings=settings or Settings(),
         metrics=Metrics(CollectorRegistry()),
@@ -70,15 +71,15 @@ def dry_run_router(
         dry_run=dry_run,
         clock=lambda: NOW,
     )
-    return router, buffer
+    return service, buffer
 
 
 def printed(buffer: io.StringIO) -> list[dict[str, str]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines() if line]
 
 
-def metric(router: Router, name: str, labels: Mapping[str, str] | None = None) -> float:
-    value = router.metrics.registry.get_sample_value(name, dict(labels or {}))
+def metric(service: Service, name: str, labels: Mapping[str, str] | None = None) -> float:
+    value = service.metrics.registry.get_sample_value(name, dict(labels or {}))
     return 0.0 if value is None else value
 
 

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from receiver import render, templates
-from receiver.acks import CODE_LENGTH, group_id, sms_code
+from receiver.ack.store import CODE_LENGTH, group_id, sms_code
 from receiver.channels.sendgrid import html_notice, mail_body
 from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, twiml
+from receiver.config.settings import Settings
+from receiver.messages import render, templates
 from receiver.model import (
     AckRef,
     Alert,
@@ -23,8 +24,7 @@ from receiver.model import (
     Source,
     Status,
 )
-from receiver.routing import plan
-from receiver.settings import Settings
+from receiver.routing.plan import plan
 from receiver.sources import alertmanager, sentry
 from tests.fakes.twilio import num_segments
 from tests.helpers import NOW, dry_run_router, fixture, shipped_config
@@ -168,18 +168,18 @@ def test_only_alertmanager_groups_carry_acknowledgement() -> None:
         alertmanager_url="http://alertmanager:9093",
         public_url="https://oncall.example.com",
     )
-    router, _ = dry_run_router(settings=settings)
-    paged = router.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
+    service, _ = dry_run_router(settings=settings)
+    paged = service.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
     assert paged.notifications
     assert all(n.ack is not None for n in paged.notifications)
     event = sentry.parse(
         "metric_alert", fixture("sentry-metric-alert-critical.json"), CONFIG.sentry.issues
     )
     assert event is not None
-    direct = router.plan(event).notifications
+    direct = service.plan(event).notifications
     assert direct
     assert all(n.ack is None for n in direct)
     # Without every setting, nothing carries acknowledgement parts.
-    router.settings = dataclasses.replace(settings, public_url=None)
-    plain = router.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
+    service.settings = dataclasses.replace(settings, public_url=None)
+    plain = service.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
     assert all(n.ack is None for n in plain.notifications)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from receiver.acks import Ack
-from receiver.config import Config, load_config
-from receiver.model import Alert, AlertGroup, Channel, Source, Status
-from receiver.routing import plan, unacknowledged_until
+from receiver.config.load import load_config
+from receiver.config.types import Config
+from receiver.model import Ack, Alert, AlertGroup, Channel, Source, Status
+from receiver.routing.plan import plan, unacknowledged_until
 from tests.ack_rig import routing_yaml
 
 START = datetime(2026, 3, 16, 9, 0, tzinfo=UTC)

@@ -19,19 +19,20 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from receiver import acktoken, auth
-from receiver.acks import ACK_LABEL, sms_code
-from receiver.acktoken import AckToken
-from receiver.app import create_app
-from receiver.callbacks.slack import PATH, _slack_origin
+from receiver.ack import tokens
+from receiver.ack.store import ACK_LABEL, sms_code
+from receiver.ack.tokens import AckToken
 from receiver.channels.registry import vendor_senders
 from receiver.channels.slack import SlackSender, build_message
-from receiver.logs import JsonFormatter, Redactor
+from receiver.config.settings import Settings
 from receiver.metrics import Metrics
 from receiver.model import AlertGroup, Channel, Notification, Severity
-from receiver.router import Router
-from receiver.settings import Settings
 from receiver.sources import alertmanager as am_source
+from receiver.web import auth
+from receiver.web.app import create_app
+from receiver.web.callbacks.slack import PATH, _slack_origin
+from receiver.web.logs import JsonFormatter, Redactor
+from receiver.web.service import Service
 from tests.alertmanager_process import Alertmanager, post_alert
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, RecordedRequest
 from tests.fakes.slack import TEST_BOT_TOKEN, block_kit_error, find_button, slack_signature
@@ -131,10 +132,10 @@ def slack_message(
 def message_for(
     body: dict[str, Any], settings: Settings = ACK_SETTINGS
 ) -> tuple[Notification, dict[str, Any]]:
-    router, _ = dry_run_router(settings=settings)
-    notifications = router.plan(am_source.parse(body)).notifications
+    service, _ = dry_run_router(settings=settings)
+    notifications = service.plan(am_source.parse(body)).notifications
     n = next(n for n in notifications if n.channel is Channel.SLACK)
-    return n, build_message(n, router.config.timezone, settings.alertmanager_url)
+    return n, build_message(n, service.config.timezone, settings.alertmanager_url)
 
 
 def actions_of(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -224,7 +225,7 @@ class Clock:
 class Stack:
     """A router served on loopback, with real senders to the fakes and Alertmanager as store."""
 
-    router: Router
+    service: Service
     clock: Clock
     url: str
     session: aiohttp.ClientSession
@@ -274,8 +275,8 @@ class Stack:
         )
         self.clicks.append(clicked.payload)
         async with asyncio.timeout(10):
-            while self.router.tasks:
-                await asyncio.wait(set(self.router.tasks))
+            while self.service.tasks:
+                await asyncio.wait(set(self.service.tasks))
         return clicked.status, clicked.body
 
     async def silences(self) -> list[dict[str, Any]]:
@@ -366,13 +367,13 @@ async def stack(
         config = config_for(slack)
         merged = dataclasses.replace(base, **values)
         clock = Clock()
-        router = Router(
+        service = Service(
             config, merged, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
         )
-        app = create_app(router, lambda s: vendor_senders(s, merged, config))
+        app = create_app(service, lambda s: vendor_senders(s, merged, config))
         async with TestServer(app, host="127.0.0.1", port=port) as server:
             url = str(server.make_url("")).rstrip("/")
-            yield Stack(router, clock, url, session, slack, twilio, am)
+            yield Stack(service, clock, url, session, slack, twilio, am)
 
 
 @pytest.fixture
@@ -417,11 +418,11 @@ async def paged(s: Stack, labels: dict[str, str]) -> Paged:
 
 def refusals(s: Stack, reason: str) -> float:
     labels = {"channel": "slack", "reason": reason}
-    return metric(s.router, "oncall_router_acknowledgements_refused_total", labels)
+    return metric(s.service, "oncall_router_acknowledgements_refused_total", labels)
 
 
 def acknowledgements(s: Stack) -> float:
-    return metric(s.router, "oncall_router_acknowledgements_total", {"channel": "slack"})
+    return metric(s.service, "oncall_router_acknowledgements_total", {"channel": "slack"})
 
 
 def context_lines(update: dict[str, Any]) -> list[str]:
@@ -437,7 +438,7 @@ async def test_acknowledge_records_a_marker_and_updates_the_message(
     when and loses its buttons; a second click changes nothing; no secret reaches a log."""
     caplog.set_level(logging.DEBUG)
     page = await paged(live, DISK_FULL)
-    gid = live.router.group_id(page.group)
+    gid = live.service.group_id(page.group)
     assert find_button(page.message, "ack")[0] == f"ack:{sms_code(gid)}"
     assert find_button(page.message, "silence")[1]["text"]["text"] == "Silence 1h"
     with pytest.raises(LookupError):
@@ -532,7 +533,7 @@ async def test_bad_or_stale_signature_is_401(live: Stack) -> None:
     assert missing[1]["error"] == "unauthorized"
     assert await live.silences() == []
     assert live.slack.responses() == []
-    assert not live.router.tasks
+    assert not live.service.tasks
     assert refusals(live, "badSignature") == 3
     assert acknowledgements(live) == 0
 
@@ -647,7 +648,7 @@ def signed_token(gid: str = "0123456789abcdef") -> str:
         to="incidents",
         channel=Channel.SLACK,
     )
-    return acktoken.sign(token, ACK_SECRET)
+    return tokens.sign(token, ACK_SECRET)
 
 
 async def test_store_unreachable_is_refused_politely(offline: Stack) -> None:
@@ -738,8 +739,8 @@ async def test_signed_well_formed_payload_is_accepted(offline: Stack) -> None:
     async with offline.session.post(offline.actions_url, data=body, headers=headers) as response:
         assert response.status == 200
     async with asyncio.timeout(10):
-        while offline.router.tasks:
-            await asyncio.wait(set(offline.router.tasks))
+        while offline.service.tasks:
+            await asyncio.wait(set(offline.service.tasks))
     [update] = offline.slack.responses()
     assert update["text"] == "Not acknowledged: not an acknowledgement token."
     assert refusals(offline, "malformed") == 1
@@ -848,9 +849,9 @@ def test_fake_checks_confirmation_dialogs() -> None:
 
 
 def test_response_url_must_be_slacks() -> None:
-    router, _ = dry_run_router(settings=Settings(slack_api_url="http://127.0.0.1:8080/api"))
-    assert _slack_origin(router, "https://hooks.slack.com/actions/T1/2/x")
-    assert _slack_origin(router, "http://127.0.0.1:8080/actions/T1/2/x")  # SLACK_API_URL's host
+    service, _ = dry_run_router(settings=Settings(slack_api_url="http://127.0.0.1:8080/api"))
+    assert _slack_origin(service, "https://hooks.slack.com/actions/T1/2/x")
+    assert _slack_origin(service, "http://127.0.0.1:8080/actions/T1/2/x")  # SLACK_API_URL's host
     for url in (
         "http://hooks.slack.com/actions/T1/2/x",  # not https
         "https://hooks.slack.com.attacker.example/actions",
@@ -859,4 +860,4 @@ def test_response_url_must_be_slacks() -> None:
         "/actions/T1/2/x",
         "http://[::1",
     ):
-        assert not _slack_origin(router, url), url
+        assert not _slack_origin(service, url), url

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from receiver import acktoken
+from receiver.ack import tokens
 from receiver.model import Channel, Severity
 from tests.ack_rig import ACK_SECRET, ALICE, BOB, CAROL, AckRig
 from tests.alertmanager_process import post_alert
@@ -26,12 +26,12 @@ SMS_HOOK = "/webhooks/twilio/sms"
 
 
 def acks(rig: AckRig, channel: str) -> float:
-    return metric(rig.router, "oncall_router_acknowledgements_total", {"channel": channel})
+    return metric(rig.service, "oncall_router_acknowledgements_total", {"channel": channel})
 
 
 def refusals(rig: AckRig, channel: str, reason: str) -> float:
     labels = {"channel": channel, "reason": reason}
-    return metric(rig.router, "oncall_router_acknowledgements_refused_total", labels)
+    return metric(rig.service, "oncall_router_acknowledgements_refused_total", labels)
 
 
 async def test_sms_reply_acknowledges_and_holds_escalation(
@@ -53,7 +53,7 @@ async def test_sms_reply_acknowledges_and_holds_escalation(
     assert labels["oncall_router_channel"] == "sms"
     assert acks(rig, "sms") == 1
     observed = metric(
-        rig.router, "oncall_router_time_to_acknowledge_seconds_count", {"severity": "critical"}
+        rig.service, "oncall_router_time_to_acknowledge_seconds_count", {"severity": "critical"}
     )
     assert observed == 1
 
@@ -243,9 +243,9 @@ async def test_email_link_get_confirms_and_only_post_acknowledges(rig: AckRig) -
 async def test_email_link_forged_or_expired(rig: AckRig) -> None:
     await rig.fire()
     link = _link(rig)
-    token = acktoken.verify(link.rsplit("/", 1)[1], ACK_SECRET, time.time())
-    expired = acktoken.sign(dataclasses.replace(token, expires=int(time.time()) - 1), ACK_SECRET)
-    other = acktoken.sign(dataclasses.replace(token, severity=Severity.LOW), "not-our-secret")
+    token = tokens.verify(link.rsplit("/", 1)[1], ACK_SECRET, time.time())
+    expired = tokens.sign(dataclasses.replace(token, expires=int(time.time()) - 1), ACK_SECRET)
+    other = tokens.sign(dataclasses.replace(token, severity=Severity.LOW), "not-our-secret")
     for text, status, reason in ((expired, 410, "expired"), (other, 403, "forged")):
         for method in ("GET", "POST"):
             async with rig.session.request(method, f"{rig.url}/ack/{text}") as r:
@@ -260,11 +260,11 @@ async def test_replayed_link_after_its_acknowledgement_expired(
     rig: AckRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Acknowledgements of critical alerts last one second here.
-    expires = dict(rig.router.config.acknowledgement.expires_after)
+    expires = dict(rig.service.config.acknowledgement.expires_after)
     expires[Severity.CRITICAL] = 1.0
-    short = dataclasses.replace(rig.router.config.acknowledgement, expires_after=expires)
+    short = dataclasses.replace(rig.service.config.acknowledgement, expires_after=expires)
     monkeypatch.setattr(
-        rig.router, "config", dataclasses.replace(rig.router.config, acknowledgement=short)
+        rig.service, "config", dataclasses.replace(rig.service.config, acknowledgement=short)
     )
     await rig.fire()
     link = _link(rig)
@@ -285,7 +285,7 @@ async def test_alertmanager_down_escalates_and_refuses_acks(rig: AckRig) -> None
     answer = await rig.fire(in_alertmanager=False)
     assert answer["status"] == "accepted"
     assert rig.sms(ALICE)  # paging goes on
-    assert metric(rig.router, "oncall_router_acknowledgement_lookups_failed_total") == 1
+    assert metric(rig.service, "oncall_router_acknowledgement_lookups_failed_total") == 1
     status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, "ACK")
     assert status == 200, reply
     assert "Alertmanager is unreachable" in reply, reply
@@ -295,7 +295,7 @@ async def test_alertmanager_down_escalates_and_refuses_acks(rig: AckRig) -> None
 async def test_no_acknowledgement_parts_without_configuration(
     session: aiohttp.ClientSession, rig: AckRig
 ) -> None:
-    rig.router.settings = dataclasses.replace(rig.router.settings, ack_secret=None)
+    rig.service.settings = dataclasses.replace(rig.service.settings, ack_secret=None)
     await rig.fire()
     assert "ACK" not in rig.sms(ALICE)[0]
     assert "<Gather" not in rig.calls(ALICE)[0].form()["Twiml"]
@@ -305,21 +305,21 @@ async def test_no_acknowledgement_parts_without_configuration(
 
 
 def test_token_round_trip_and_tampering() -> None:
-    token = acktoken.AckToken("0123456789abcdef", 1, Severity.HIGH, 100, 2_000, "bob", Channel.SMS)
-    text = acktoken.sign(token, ACK_SECRET)
+    token = tokens.AckToken("0123456789abcdef", 1, Severity.HIGH, 100, 2_000, "bob", Channel.SMS)
+    text = tokens.sign(token, ACK_SECRET)
     assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", text)
-    assert acktoken.verify(text, ACK_SECRET, 1_999) == token
-    with pytest.raises(acktoken.TokenError) as expired:
-        acktoken.verify(text, ACK_SECRET, 2_000)
+    assert tokens.verify(text, ACK_SECRET, 1_999) == token
+    with pytest.raises(tokens.TokenError) as expired:
+        tokens.verify(text, ACK_SECRET, 2_000)
     assert expired.value.reason == "expired"
-    with pytest.raises(acktoken.TokenError) as wrong_key:
-        acktoken.verify(text, "another-secret", 0)
+    with pytest.raises(tokens.TokenError) as wrong_key:
+        tokens.verify(text, "another-secret", 0)
     assert wrong_key.value.reason == "forged"
     payload, sig = text.split(".")
-    longer = acktoken.sign(dataclasses.replace(token, expires=9_999), ACK_SECRET).split(".")[0]
-    with pytest.raises(acktoken.TokenError) as swapped:
-        acktoken.verify(f"{longer}.{sig}", ACK_SECRET, 0)
+    longer = tokens.sign(dataclasses.replace(token, expires=9_999), ACK_SECRET).split(".")[0]
+    with pytest.raises(tokens.TokenError) as swapped:
+        tokens.verify(f"{longer}.{sig}", ACK_SECRET, 0)
     assert swapped.value.reason == "forged"
     for junk in ("", "abc", "a.b.c", f"{payload}.", f"{payload}.!!", "x" * 2000):
-        with pytest.raises(acktoken.TokenError):
-            acktoken.verify(junk, ACK_SECRET, 0)
+        with pytest.raises(tokens.TokenError):
+            tokens.verify(junk, ACK_SECRET, 0)

@@ -21,18 +21,19 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from receiver.cli import main
-from receiver.commands.alertmanager_config import (
+from receiver.cli.commands.alertmanager_config import (
     DEFAULT_TOKEN_FILE,
     DEFAULT_URL,
     build,
     matcher,
     render,
 )
-from receiver.config import Config, load_config
-from receiver.matchers import Matcher, matches_all
+from receiver.cli.main import main
+from receiver.config.load import load_config
+from receiver.config.matchers import Matcher, matches_all
+from receiver.config.types import Config
 from receiver.model import Alert, Severity, Source, Status
-from receiver.routing import decide_severity
+from receiver.routing.severity import decide_severity
 from tests.helpers import ROOT, ROUTING, require_tool, shipped_config
 
 _DURATION = re.compile(r"(\d+)(h|m|s)")

@@ -28,7 +28,6 @@ from sendgrid.helpers.mail import (
 )
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
-from receiver import templates
 from receiver.channels.base import DeliveryError
 from receiver.channels.sendgrid import (
     KEY_HEADER,
@@ -39,21 +38,13 @@ from receiver.channels.sendgrid import (
     html_notice,
     mail_body,
 )
-from receiver.delivery import Outcome
-from receiver.logs import JsonFormatter, Redactor
-from receiver.model import (
-    Alert,
-    AlertGroup,
-    Channel,
-    Link,
-    Notification,
-    Recipient,
-    Source,
-    Status,
-)
-from receiver.routing import plan
-from receiver.settings import Settings
+from receiver.config.settings import Settings
+from receiver.delivery.fanout import Outcome
+from receiver.messages import templates
+from receiver.model import Alert, AlertGroup, Channel, Link, Notification, Recipient, Source, Status
+from receiver.routing.plan import plan
 from receiver.sources.alertmanager import parse
+from receiver.web.logs import JsonFormatter, Redactor
 from tests.fakes import Behaviour, Drop, FakeSendGrid, Hang, RateLimited, Reject, ServerError
 from tests.helpers import NOW, deliver, fixture, send, shipped_config
 

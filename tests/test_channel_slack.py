@@ -11,12 +11,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.channels.slack import SlackSender, build_message, silence_url
-from receiver.config import Config, Delivery, SlackDestination
-from receiver.delivery import Deliverer, Outcome
+from receiver.config.settings import Settings
+from receiver.config.types import Config, Delivery, SlackDestination
+from receiver.delivery.fanout import Deliverer, Outcome
 from receiver.metrics import Metrics
 from receiver.model import Alert, AlertGroup, Channel, Notification, Source, Status
-from receiver.routing import plan
-from receiver.settings import Settings
+from receiver.routing.plan import plan
 from receiver.sources import alertmanager
 from tests.fakes import Drop, FakeSlack, Hang, RateLimited, Reject, ServerError
 from tests.fakes.slack import block_kit_error

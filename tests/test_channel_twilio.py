@@ -21,18 +21,18 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from receiver import templates
 from receiver.channels import twilio_voice
 from receiver.channels.base import DeliveryError, retry_after
 from receiver.channels.twilio_api import classify, form_body
 from receiver.channels.twilio_sms import SmsSender
 from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, CallSender, twiml
-from receiver.delivery import Outcome
-from receiver.logs import JsonFormatter, Redactor
+from receiver.config.settings import Settings
+from receiver.delivery.fanout import Outcome
+from receiver.messages import templates
 from receiver.model import AckRef, Alert, AlertGroup, Channel, Notification, Source, Status
-from receiver.routing import plan
-from receiver.settings import Settings
+from receiver.routing.plan import plan
 from receiver.sources.alertmanager import parse
+from receiver.web.logs import JsonFormatter, Redactor
 from tests.fakes import Behaviour, Drop, FakeTwilio, Hang, RateLimited, Reject, ServerError
 from tests.fakes.twilio import num_segments
 from tests.helpers import NOW, deliver, fixture, send, shipped_config

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.cli import _log_acknowledgement, main
-from receiver.settings import Settings
+from receiver.cli.main import _log_acknowledgement, main
+from receiver.config.settings import Settings
 from tests.helpers import FIXTURES, ROOT, ROUTING, free_port
 
 
@@ -207,10 +207,12 @@ def test_check_reports_backup_gaps(tmp_path: Path, capsys: pytest.CaptureFixture
     """An override that makes the secondary the primary is a gap in cover, and check says so."""
     from datetime import UTC, datetime, timedelta
 
-    from receiver.config import load_config
-    from receiver.oncall import on_call
+    from receiver.config.load import load_config
+    from receiver.routing.oncall import on_call
 
     soon = datetime.now(UTC).replace(hour=12, minute=0, second=0) + timedelta(days=3)
+    # A Wednesday, so the day-long override does not span the Monday handoff whatever today is.
+    soon += timedelta(days=(2 - soon.weekday()) % 7)
     routing = """\
 people:
   a: {{phone: "+447700900101"}}

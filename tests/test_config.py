@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.config import ConfigError, load_config
+from receiver.config.load import load_config
+from receiver.config.yaml_source import ConfigError
 from receiver.model import Channel, Severity
 from tests.helpers import ROUTING
 

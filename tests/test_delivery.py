@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
 from receiver.model import Channel
-from receiver.router import Router
+from receiver.web.app import create_app
+from receiver.web.service import Service
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, Hang, RateLimited, Reject, ServerError
 from tests.fakes.sendgrid import TEST_API_KEY
 from tests.fakes.slack import TEST_BOT_TOKEN
@@ -40,7 +40,7 @@ JSON = {"Content-Type": "application/json"}
 @dataclass
 class Stack:
     client: TestClient[web.Request, web.Application]
-    router: Router
+    service: Service
     slack: FakeSlack
     twilio: FakeTwilio
     sendgrid: FakeSendGrid
@@ -67,10 +67,10 @@ async def make_stack(
 ) -> AsyncIterator[Stack]:
     config = config_for(slack, **options)
     settings = settings_for(slack, twilio, sendgrid)
-    router, _ = dry_run_router(config, settings, dry_run=False)
-    app = create_app(router, lambda session: vendor_senders(session, settings, config))
+    service, _ = dry_run_router(config, settings, dry_run=False)
+    app = create_app(service, lambda session: vendor_senders(session, settings, config))
     async with TestClient(TestServer(app)) as client:
-        yield Stack(client, router, slack, twilio, sendgrid)
+        yield Stack(client, service, slack, twilio, sendgrid)
 
 
 @pytest.fixture
@@ -90,9 +90,9 @@ async def test_critical_group_reaches_every_target(stack: Stack) -> None:
     sms = stack.twilio.requests_to(f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages")[0].form()
     assert sms["To"] == ALICE
     labels = {"channel": "sms", "severity": "critical"}
-    assert metric(stack.router, "oncall_router_notifications_total", labels) == 1
+    assert metric(stack.service, "oncall_router_notifications_total", labels) == 1
     assert (
-        metric(stack.router, "oncall_router_alert_to_page_seconds_count", {"severity": "critical"})
+        metric(stack.service, "oncall_router_alert_to_page_seconds_count", {"severity": "critical"})
         == 5
     )
 
@@ -105,7 +105,9 @@ async def test_repeat_does_not_repage(stack: Stack) -> None:
     assert {n["outcome"] for n in body["notifications"]} == {"deduplicated"}
     assert stack.sent() == {"slack": 1, "sms": 1, "call": 1, "email": 2}
     assert (
-        metric(stack.router, "oncall_router_notifications_deduplicated_total", {"channel": "email"})
+        metric(
+            stack.service, "oncall_router_notifications_deduplicated_total", {"channel": "email"}
+        )
         == 2
     )
 
@@ -153,7 +155,7 @@ async def test_503_then_retry_resends_only_failed_targets(stack: Stack) -> None:
     assert stack.sent() == {"slack": 1, "sms": failed_attempts + 1, "call": 4, "email": 2}
     assert (
         metric(
-            stack.router,
+            stack.service,
             "oncall_router_webhooks_received_total",
             {"source": "alertmanager", "outcome": "retry"},
         )
@@ -161,7 +163,7 @@ async def test_503_then_retry_resends_only_failed_targets(stack: Stack) -> None:
     )
     assert (
         metric(
-            stack.router,
+            stack.service,
             "oncall_router_notifications_failed_total",
             {"channel": "sms", "severity": "critical", "reason": "serverError"},
         )
@@ -233,7 +235,9 @@ async def test_pacing_queues_within_the_deadline(
         a, b = sorted(r.received_at for r in s.slack.requests)
         assert b - a >= 0.9
         assert (
-            metric(s.router, "oncall_router_notifications_rate_limited_total", {"channel": "slack"})
+            metric(
+                s.service, "oncall_router_notifications_rate_limited_total", {"channel": "slack"}
+            )
             == 1
         )
 
@@ -262,7 +266,7 @@ async def test_retry_after_is_honoured(stack: Stack) -> None:
     first, second = stack.slack.requests
     assert second.received_at - first.received_at >= 0.95
     assert (
-        metric(stack.router, "oncall_router_notification_retries_total", {"channel": "slack"}) == 1
+        metric(stack.service, "oncall_router_notification_retries_total", {"channel": "slack"}) == 1
     )
 
 

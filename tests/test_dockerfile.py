@@ -168,7 +168,7 @@ def test_entrypoint_cmd_port_and_environment() -> None:
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PATH"].startswith("/opt/venv/bin:")
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["oncall-router"] == "receiver.cli:main"
+    assert scripts["oncall-router"] == "receiver.cli.main:main"
 
 
 def test_healthcheck_needs_no_curl() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
-from receiver.commands.alertmanager_config import build
-from receiver.config import load_config
+from receiver.cli.commands.alertmanager_config import build
+from receiver.config.load import load_config
 from tests.ack_rig import serve_rig
 from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
@@ -114,7 +114,7 @@ async def test_sms_ack_survives_a_restart_and_resolved_reaches_slack(
 
                 def resends() -> float:
                     labels = {"source": "alertmanager", "outcome": "accepted"}
-                    return metric(rig.router, "oncall_router_webhooks_received_total", labels)
+                    return metric(rig.service, "oncall_router_webhooks_received_total", labels)
 
                 await until("two re-sends after the restart", lambda: resends() >= 2, 15, status)
                 assert rig.sms(SECONDARY) == [], status()  # no escalation

@@ -22,12 +22,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
-from receiver.commands.alertmanager_config import build
-from receiver.config import load_config
+from receiver.cli.commands.alertmanager_config import build
+from receiver.config.load import load_config
 from receiver.metrics import Metrics
-from receiver.router import Router
+from receiver.web.app import create_app
+from receiver.web.service import Service
 from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.twilio import TEST_ACCOUNT_SID
@@ -113,8 +113,8 @@ async def test_alertmanager_resends_drive_the_ladder(
         settings_for(fake_slack, fake_twilio, fake_sendgrid), receiver_auth_token=TOKEN
     )
     # The real clock: the ladder is measured against startsAt as Alertmanager reports it.
-    router = Router(config, settings, Metrics(CollectorRegistry()), senders={}, dry_run=False)
-    app = create_app(router, lambda session: vendor_senders(session, settings, config))
+    service = Service(config, settings, Metrics(CollectorRegistry()), senders={}, dry_run=False)
+    app = create_app(service, lambda session: vendor_senders(session, settings, config))
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     arrivals: list[tuple[float, str]] = []  # (monotonic, group status) of each webhook
@@ -141,7 +141,7 @@ async def test_alertmanager_resends_drive_the_ladder(
 
     def webhooks() -> int:
         labels = {"source": "alertmanager", "outcome": "accepted"}
-        return int(metric(router, "oncall_router_webhooks_received_total", labels))
+        return int(metric(service, "oncall_router_webhooks_received_total", labels))
 
     def status() -> str:
         seen = {to: [round(t - t0, 2) for t in sms(to)] for to in (PRIMARY, SECONDARY, TECH_LEAD)}
@@ -199,5 +199,5 @@ async def test_alertmanager_resends_drive_the_ladder(
             # One resolved webhook, then Alertmanager forgets the group.
             assert [state for _, state in arrivals][-2:] == ["firing", "resolved"], status()
             refused = {"source": "alertmanager", "outcome": "unauthorized"}
-            assert metric(router, "oncall_router_webhooks_received_total", refused) == 0
+            assert metric(service, "oncall_router_webhooks_received_total", refused) == 0
             print(status())

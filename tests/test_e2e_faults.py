@@ -17,11 +17,11 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
-from receiver.config import load_config
+from receiver.config.load import load_config
 from receiver.metrics import Metrics
-from receiver.router import Router
+from receiver.web.app import create_app
+from receiver.web.service import Service
 from tests.alertmanager_process import Alertmanager, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, ServerError
 from tests.fakes.twilio import TEST_ACCOUNT_SID
@@ -74,8 +74,8 @@ async def test_vendor_outage_loses_nothing_and_duplicates_nothing(
     routing.write_text(ROUTING)
     config = load_config(routing, {})
     settings = settings_for(fake_slack, fake_twilio, fake_sendgrid)
-    router = Router(config, settings, Metrics(CollectorRegistry()), senders={}, dry_run=False)
-    app = create_app(router, lambda session: vendor_senders(session, settings, config))
+    service = Service(config, settings, Metrics(CollectorRegistry()), senders={}, dry_run=False)
+    app = create_app(service, lambda session: vendor_senders(session, settings, config))
     messages = f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages"
     fake_twilio.always(ServerError(503))
     recovered_at = float("inf")
@@ -96,7 +96,7 @@ async def test_vendor_outage_loses_nothing_and_duplicates_nothing(
 
     def status() -> str:
         retries = metric(
-            router,
+            service,
             "oncall_router_webhooks_received_total",
             {"source": "alertmanager", "outcome": "retry"},
         )
@@ -123,7 +123,7 @@ async def test_vendor_outage_loses_nothing_and_duplicates_nothing(
                 "503s for the SMS",
                 lambda: (
                     metric(
-                        router,
+                        service,
                         "oncall_router_webhooks_received_total",
                         {"source": "alertmanager", "outcome": "retry"},
                     )

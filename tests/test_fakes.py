@@ -581,6 +581,279 @@ async def test_post_message_script_for_one_channel(
     assert good[1]["ok"] is True
 
 
+# == Slack chat.update and threads =============================================================
+
+CHANNEL = "C0123456789"
+
+
+async def update_message(
+    session: aiohttp.ClientSession, fake: FakeSlack, payload: Any, token: str | None = None
+) -> tuple[int, Any]:
+    """POST to chat.update; ``token`` defaults to the fake's own, "" sends none."""
+    headers = bearer(fake.bot_token if token is None else token) if token != "" else {}
+    async with session.post(fake.url + "/api/chat.update", json=payload, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def posted(
+    session: aiohttp.ClientSession, fake: FakeSlack, channel: str = CHANNEL, **args: Any
+) -> str:
+    """Post a message with chat.postMessage and return its ts."""
+    _, body = await post_message(session, fake, {"channel": channel, "text": "x", **args})
+    assert body["ok"] is True, body
+    return str(body["ts"])
+
+
+async def test_update_changes_the_stored_message(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """chat.update answers ok with channel, ts, text and message, and the fake keeps the edit."""
+    ts = await posted(session, fake_slack, text="firing", blocks=[section("*firing*")])
+    update = {"channel": CHANNEL, "ts": ts, "text": "acked", "blocks": [section("*acked*")]}
+    status, body = await update_message(session, fake_slack, update)
+
+    assert status == 200
+    assert (body["ok"], body["channel"], body["ts"], body["text"]) == (True, CHANNEL, ts, "acked")
+    assert body["message"]["blocks"] == [section("*acked*")]
+    current = fake_slack.message(CHANNEL, ts)
+    assert (current["ts"], current["text"], current["user"]) == (ts, "acked", "U0FAKEBOT01")
+    assert current["blocks"] == [section("*acked*")]
+    assert fake_slack.updates() == [update]
+    assert [m["text"] for m in fake_slack.messages()] == ["firing"]  # posts only, as before
+
+
+async def test_update_keeps_omitted_blocks_and_drops_empty_ones(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """Omitted blocks are kept; an empty blocks list removes them."""
+    ts = await posted(session, fake_slack, blocks=[section("kept")])
+    await update_message(session, fake_slack, {"channel": CHANNEL, "ts": ts, "text": "a"})
+    assert fake_slack.message(CHANNEL, ts)["blocks"] == [section("kept")]
+    await update_message(
+        session, fake_slack, {"channel": CHANNEL, "ts": ts, "text": "b", "blocks": []}
+    )
+    assert "blocks" not in fake_slack.message(CHANNEL, ts)
+
+
+async def test_update_form_encoded_with_token(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """A form post may carry the token and JSON-encoded blocks, as for chat.postMessage."""
+    ts = await posted(session, fake_slack)
+    form = {
+        "token": "xoxb-test-token",
+        "channel": CHANNEL,
+        "ts": ts,
+        "blocks": json.dumps([section("form")]),
+    }
+    async with session.post(fake_slack.url + "/api/chat.update", data=form) as resp:
+        body = await resp.json()
+    assert body["ok"] is True
+    assert fake_slack.message(CHANNEL, ts)["blocks"] == [section("form")]
+    assert fake_slack.updates()[0]["blocks"] == [section("form")]
+
+
+@pytest.mark.parametrize(("token", "error"), [("", "not_authed"), ("xoxb-wrong", "invalid_auth")])
+async def test_update_auth(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, token: str, error: str
+) -> None:
+    """Missing or wrong tokens are HTTP 200 ok:false, and consume no scripted behaviour."""
+    ts = await posted(session, fake_slack)
+    fake_slack.script(ServerError())
+    payload = {"channel": CHANNEL, "ts": ts, "text": "new"}
+    status, body = await update_message(session, fake_slack, payload, token)
+    assert (status, body) == (200, {"ok": False, "error": error})
+    assert fake_slack.pending == 1
+    assert fake_slack.message(CHANNEL, ts)["text"] == "x"
+
+
+async def test_update_unknown_ts_is_message_not_found(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """A ts that names no message of that channel is message_not_found."""
+    ts = await posted(session, fake_slack, channel="C0000000OTH")
+    for payload in (
+        {"channel": CHANNEL, "ts": "1700000000.000100", "text": "x"},
+        {"channel": CHANNEL, "ts": ts, "text": "x"},  # exists, but in another channel
+        {"channel": CHANNEL, "text": "x"},
+    ):
+        assert await update_message(session, fake_slack, payload) == (
+            200,
+            {"ok": False, "error": "message_not_found"},
+        )
+
+
+async def test_update_of_webhook_message_is_cant_update_message(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """A message posted through an incoming webhook cannot be edited by the bot."""
+    fake_slack.bind_webhook(HOOK, CHANNEL)
+    assert await post_hook(session, fake_slack, {"text": "from a webhook"}) == (200, "ok")
+    [hooked] = fake_slack.history(CHANNEL)
+    assert (hooked["subtype"], hooked["text"]) == ("bot_message", "from a webhook")
+
+    payload = {"channel": CHANNEL, "ts": hooked["ts"], "text": "edited"}
+    assert await update_message(session, fake_slack, payload) == (
+        200,
+        {"ok": False, "error": "cant_update_message"},
+    )
+    assert fake_slack.message(CHANNEL, hooked["ts"])["text"] == "from a webhook"
+
+
+async def test_update_channel_errors(session: aiohttp.ClientSession) -> None:
+    """Unknown channels and channel names are channel_not_found; archived is is_inactive."""
+    async with FakeSlack(channels=["C0000000001", "C0000000002", "#alerts"]) as fake:
+        ts = await posted(session, fake, channel="C0000000002")
+        fake.archive("C0000000002")
+        results = [
+            (await update_message(session, fake, {"channel": c, "ts": ts, "text": "x"}))[1]
+            for c in ("C0000000002", "C0000000003", "#alerts")
+        ]
+    assert [r["error"] for r in results] == [
+        "is_inactive",
+        "channel_not_found",
+        "channel_not_found",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({}, "no_text"),
+        ({"text": "x" * 40_001}, "msg_too_long"),
+        ({"text": "x", "blocks": [header("h" * 151)]}, "invalid_blocks"),
+        ({"text": "x", "blocks": "not a list"}, "invalid_blocks_format"),
+    ],
+)
+async def test_update_content_errors(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession, args: dict[str, Any], error: str
+) -> None:
+    """chat.update validates the new content like chat.postMessage and keeps the old one."""
+    ts = await posted(session, fake_slack)
+    payload = {"channel": CHANNEL, "ts": ts, **args}
+    assert await update_message(session, fake_slack, payload) == (
+        200,
+        {"ok": False, "error": error},
+    )
+    assert fake_slack.message(CHANNEL, ts)["text"] == "x"
+
+
+async def test_update_rate_limited(fake_slack: FakeSlack, session: aiohttp.ClientSession) -> None:
+    """An injected 429 on chat.update has Retry-After and the ratelimited body; nothing changes."""
+    ts = await posted(session, fake_slack)
+    fake_slack.script(RateLimited(retry_after=3))
+    async with session.post(
+        fake_slack.url + "/api/chat.update",
+        json={"channel": CHANNEL, "ts": ts, "text": "new"},
+        headers=bearer(fake_slack.bot_token),
+    ) as resp:
+        assert resp.status == 429
+        assert resp.headers["Retry-After"] == "3"
+        assert resp.headers["Content-Type"] == "application/json;charset=utf-8"
+        assert await resp.json() == {"ok": False, "error": "ratelimited"}
+    assert fake_slack.message(CHANNEL, ts)["text"] == "x"
+    assert len(fake_slack.updates()) == 1
+
+
+async def test_update_scripted_failures_and_slow(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """script_for(channel) reaches chat.update: a 500 is fatal_error, Slow answers late but ok."""
+    ts = await posted(session, fake_slack)
+    fake_slack.script_for(CHANNEL, ServerError(500), Slow(0.2))
+    payload = {"channel": CHANNEL, "ts": ts, "text": "new"}
+    assert await update_message(session, fake_slack, payload) == (
+        500,
+        {"ok": False, "error": "fatal_error"},
+    )
+    started = time.monotonic()
+    status, body = await update_message(session, fake_slack, payload)
+    assert (status, body["ok"]) == (200, True)
+    assert time.monotonic() - started >= 0.19  # timers may fire a hair early
+    assert fake_slack.message(CHANNEL, ts)["text"] == "new"
+
+
+async def test_reply_in_thread_increments_reply_count(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """Replies get their own ts and carry thread_ts; the parent counts them and the latest."""
+    parent = await posted(session, fake_slack, text="parent")
+    _, first = await post_message(
+        session, fake_slack, {"channel": CHANNEL, "text": "r1", "thread_ts": parent}
+    )
+    assert (first["ok"], first["message"]["thread_ts"]) == (True, parent)
+    assert fake_slack.message(CHANNEL, parent)["reply_count"] == 1
+    second = await posted(session, fake_slack, text="r2", thread_ts=parent)
+
+    assert len({parent, first["ts"], second}) == 3
+    head = fake_slack.message(CHANNEL, parent)
+    assert (head["thread_ts"], head["reply_count"], head["latest_reply"]) == (parent, 2, second)
+    assert (head["reply_users"], head["reply_users_count"]) == (["U0FAKEBOT01"], 1)
+    replies = fake_slack.thread(CHANNEL, parent)
+    assert [(r["text"], r["thread_ts"]) for r in replies] == [("r1", parent), ("r2", parent)]
+    assert [m["text"] for m in fake_slack.history(CHANNEL)] == ["parent"]
+
+
+async def test_reply_broadcast_is_shown_in_the_channel(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """A reply with reply_broadcast is a thread_broadcast, in the thread and in the channel."""
+    parent = await posted(session, fake_slack, text="parent")
+    await posted(session, fake_slack, text="loud", thread_ts=parent, reply_broadcast=True)
+    [reply] = fake_slack.thread(CHANNEL, parent)
+    assert reply["subtype"] == "thread_broadcast"
+    assert [m["text"] for m in fake_slack.history(CHANNEL)] == ["parent", "loud"]
+
+
+async def test_unknown_thread_ts_is_accepted_but_not_threaded(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """A thread_ts naming no top-level message of the channel is ok:true but threads nothing."""
+    parent = await posted(session, fake_slack, text="parent")
+    reply = await posted(session, fake_slack, thread_ts=parent)
+    elsewhere = await posted(session, fake_slack, channel="C0000000OTH")
+    for thread_ts in ("1700000000.000100", reply, elsewhere):
+        orphan = await posted(session, fake_slack, text="orphan", thread_ts=thread_ts)
+        assert fake_slack.message(CHANNEL, orphan)["thread_ts"] == thread_ts  # echoed
+    assert fake_slack.message(CHANNEL, parent)["reply_count"] == 1
+    assert fake_slack.thread(CHANNEL, reply) == []
+    assert fake_slack.thread("C0000000OTH", elsewhere) == []
+    assert [m["text"] for m in fake_slack.history(CHANNEL)] == ["parent"]
+
+
+async def test_malformed_thread_ts_is_invalid_thread_ts(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """A thread_ts that is not a Slack ts at all is invalid_thread_ts."""
+    payload = {"channel": CHANNEL, "text": "x", "thread_ts": "0"}
+    assert await post_message(session, fake_slack, payload) == (
+        200,
+        {"ok": False, "error": "invalid_thread_ts"},
+    )
+
+
+async def test_update_of_a_reply_stays_in_the_thread(
+    fake_slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    """Editing a reply changes it in thread() and leaves the parent's counters alone."""
+    parent = await posted(session, fake_slack)
+    reply = await posted(session, fake_slack, text="old", thread_ts=parent)
+    payload = {"channel": CHANNEL, "ts": reply, "text": "new"}
+    assert (await update_message(session, fake_slack, payload))[1]["ok"] is True
+    assert [r["text"] for r in fake_slack.thread(CHANNEL, parent)] == ["new"]
+    assert fake_slack.message(CHANNEL, parent)["reply_count"] == 1
+
+
+def test_message_helpers_raise_for_unknown_messages() -> None:
+    """message() and thread() raise KeyError for a message the fake does not hold."""
+    fake = FakeSlack()
+    with pytest.raises(KeyError, match="no message"):
+        fake.message(CHANNEL, "1700000000.000100")
+    with pytest.raises(KeyError):
+        fake.thread(CHANNEL, "1700000000.000100")
+    assert fake.history(CHANNEL) == []
+
+
 # == Twilio, through the real twilio client ===================================================
 
 

@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from receiver.app import create_app
-from receiver.config import Config
-from receiver.router import Router
+from receiver.config.types import Config
 from receiver.sources import sentry
+from receiver.web.app import create_app
+from receiver.web.service import Service
 from tests.helpers import dry_run_router, fixture, metric, shipped_config
 
 ALLOWED = frozenset({200, 202, 400, 401, 413, 415})
@@ -93,8 +93,8 @@ class ErrorRecords(logging.Handler):
 class Harness:
     """A started app and client on a private loop, reused by every hypothesis example."""
 
-    def __init__(self, router: Router, out: io.StringIO) -> None:
-        self.router = router
+    def __init__(self, service: Service, out: io.StringIO) -> None:
+        self.service = service
         self.out = out
         self.runner = asyncio.Runner()
         self.client: Client = self.runner.run(self._start())
@@ -102,7 +102,7 @@ class Harness:
         logging.getLogger().addHandler(self.errors)
 
     async def _start(self) -> Client:
-        client = TestClient(TestServer(create_app(self.router)))
+        client = TestClient(TestServer(create_app(self.service)))
         await client.start_server()
         return client
 
@@ -132,8 +132,8 @@ class Harness:
             await response.read()
             status = response.status
         failures: list[BaseException] = []
-        while self.router.tasks:
-            results = await asyncio.gather(*list(self.router.tasks), return_exceptions=True)
+        while self.service.tasks:
+            results = await asyncio.gather(*list(self.service.tasks), return_exceptions=True)
             failures.extend(r for r in results if isinstance(r, BaseException))
         return status, failures
 
@@ -153,8 +153,8 @@ def fuzz_config() -> Config:
 
 @pytest.fixture
 def harness() -> Iterator[Harness]:
-    router, out = dry_run_router(fuzz_config())
-    h = Harness(router, out)
+    service, out = dry_run_router(fuzz_config())
+    h = Harness(service, out)
     try:
         yield h
     finally:
@@ -487,8 +487,8 @@ def test_almost_valid_sentry_never_5xx(
 @given(payload=valid_alertmanager)
 def test_valid_alertmanager_is_accepted(harness: Harness, payload: Any) -> None:
     """Every well-formed generated Alertmanager payload is accepted with 200 and counted."""
-    before = metric(harness.router, WEBHOOKS, {"source": "alertmanager", "outcome": "accepted"})
+    before = metric(harness.service, WEBHOOKS, {"source": "alertmanager", "outcome": "accepted"})
     status = harness.post(ALERTMANAGER, json.dumps(payload).encode(), JSON_HEADERS)
     assert status == 200
-    after = metric(harness.router, WEBHOOKS, {"source": "alertmanager", "outcome": "accepted"})
+    after = metric(harness.service, WEBHOOKS, {"source": "alertmanager", "outcome": "accepted"})
     assert after == before + 1

@@ -17,9 +17,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from receiver import acktoken
+from receiver.ack import tokens
+from receiver.config.settings import Settings
 from receiver.model import Channel, Severity
-from receiver.settings import Settings
 from tests.fakes.slack import slack_signature
 from tests.helpers import dry_run_router, metric
 from tests.test_fuzz import Harness, fuzz_config, fuzz_settings, json_values, mutated
@@ -46,8 +46,8 @@ SETTINGS = Settings(
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[Harness]:
-    router, out = dry_run_router(fuzz_config(), SETTINGS)
-    h = Harness(router, out)
+    service, out = dry_run_router(fuzz_config(), SETTINGS)
+    h = Harness(service, out)
     try:
         yield h
     finally:
@@ -65,7 +65,7 @@ def token(channel: Channel, secret: str = ACK_SECRET, **changes: Any) -> str:
         "channel": channel,
         **changes,
     }
-    return acktoken.sign(acktoken.AckToken(**fields), secret)
+    return tokens.sign(tokens.AckToken(**fields), secret)
 
 
 VALID = token(Channel.SLACK)
@@ -77,7 +77,7 @@ def slack_form(value: str) -> bytes:
     return urlencode({"payload": json.dumps(block_actions(value))}).encode()
 
 
-tokens = (
+token_texts = (
     st.sampled_from(["", "x", "a.b", "a.b.c"])
     | st.text(max_size=80)
     | st.builds(
@@ -113,14 +113,14 @@ SLACK_HOT = frozenset(
     body=st.one_of(
         st.builds(
             lambda doc: urlencode({"payload": json.dumps(doc)}).encode(),
-            st.builds(block_actions, tokens).flatmap(lambda d: mutated(d, SLACK_HOT)),
+            st.builds(block_actions, token_texts).flatmap(lambda d: mutated(d, SLACK_HOT)),
         ),
         st.builds(lambda doc: urlencode({"payload": json.dumps(doc)}).encode(), json_values),
         st.binary(max_size=2048),
     )
 )
 def test_signed_slack_clicks_never_5xx(harness: Harness, body: bytes) -> None:
-    ts = str(int(harness.router.clock().timestamp()))  # within the router's replay window
+    ts = str(int(harness.service.clock().timestamp()))  # within the router's replay window
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "X-Slack-Request-Timestamp": ts,
@@ -160,7 +160,7 @@ def test_signed_sms_replies_never_5xx(
 @example(text=VALID, digits="1", answered_by=None, extra={})
 @example(text=VALID, digits="2", answered_by=None, extra={})
 @given(
-    text=tokens,
+    text=token_texts,
     digits=st.sampled_from(["1", "2", "", "11"]) | texts,
     answered_by=st.sampled_from([None, "human", "machine_start", "unknown"]),
     extra=st.dictionaries(texts, texts, max_size=3),
@@ -178,7 +178,7 @@ def test_signed_key_presses_never_5xx(
 @example(text=FORGED, method="GET")
 @example(text=EXPIRED, method="POST")
 @example(text=VALID, method="POST")
-@given(text=tokens, method=st.sampled_from(["GET", "POST", "PUT"]))
+@given(text=token_texts, method=st.sampled_from(["GET", "POST", "PUT"]))
 def test_email_links_never_5xx(harness: Harness, text: str, method: str) -> None:
     path = f"/ack/{quote(text, safe='') or 'x'}"
     harness.post(path, b"", {}, method=method, allowed=ALLOWED)
@@ -192,7 +192,7 @@ def test_the_fuzzing_reached_past_the_signatures(harness: Harness) -> None:
         for channel in Channel
         for reason in ("malformed", "forged", "expired", "storeUnavailable", "notAcknowledged")
         if metric(
-            harness.router,
+            harness.service,
             "oncall_router_acknowledgements_refused_total",
             {"channel": channel.value, "reason": reason},
         )

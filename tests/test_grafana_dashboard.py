@@ -61,6 +61,7 @@ SECRETS = (
     "SENDGRID_FROM",
     "ALERTMANAGER_URL",
     "PUBLIC_URL",
+    "REDIS_URL",
 )
 JSON = {"Content-Type": "application/json"}
 SENTRY_FIXTURES = {
@@ -264,7 +265,7 @@ def answers(url: str) -> bool:
 
 @dataclasses.dataclass
 class Stack:
-    router: Process
+    service: Process
     prometheus: Process
     router_url: str
     prometheus_url: str
@@ -294,7 +295,7 @@ class Stack:
         try:
             yield
         except BaseException:
-            print(self.router.log())
+            print(self.service.log())
             print(self.prometheus.log())
             raise
 
@@ -368,7 +369,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for key, value in os.environ.items()
         if key not in SECRETS and key.removesuffix("_FILE") not in SECRETS
     }
-    router = Process(
+    service = Process(
         "oncall-router",
         [
             sys.executable,
@@ -404,7 +405,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         workdir / "prometheus.log",
     )
     live = Stack(
-        router,
+        service,
         prometheus,
         f"http://{instance}",
         f"http://127.0.0.1:{prometheus_port}",
@@ -413,14 +414,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     try:
         with live.logs_on_failure():
-            router.start()
+            service.start()
             prometheus.start()
 
             def status() -> str:
-                return f"router alive: {router.alive()}, prometheus alive: {prometheus.alive()}"
+                return f"router alive: {service.alive()}, prometheus alive: {prometheus.alive()}"
 
             def both_ready() -> bool:
-                if not (router.alive() and prometheus.alive()):
+                if not (service.alive() and prometheus.alive()):
                     pytest.fail(f"a process exited early; {status()}")
                 return answers(f"{live.router_url}/-/ready") and answers(
                     f"{live.prometheus_url}/-/ready"
@@ -439,7 +440,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield live
     finally:
         prometheus.stop()
-        router.stop()
+        service.stop()
 
 
 def finite(result: list[dict[str, Any]]) -> list[float]:
@@ -479,6 +480,17 @@ SHOWN: dict[tuple[str, str], Callable[[list[dict[str, Any]]], bool]] = {
     ("Vendor request latency, by channel", "B"): lambda r: len(finite(r)) == 4,
     ("Retried, deduplicated and rate-limited sends, by channel", "B"): lambda r: any(
         v > 0 for v in finite(r)
+    ),
+    # No shared store (REDIS_URL unset): every op is on the panel from zero, none failed, and a
+    # single replica never waits for another's claim.
+    ("Shared store errors", "A"): lambda r: (
+        {x["metric"]["op"] for x in r}
+        == {"claim", "settle", "read_group", "write_group", "pace", "slack_message"}
+        and finite(r) == [0.0] * len(r)
+    ),
+    ("Shared store errors", "B"): lambda r: (
+        {x["metric"]["outcome"] for x in r} == {"delivered", "released", "timeout"}
+        and finite(r) == [0.0] * len(r)
     ),
     ("Alert start to page vs response target", "A"): lambda r: bool(finite(r)),
     # The fresh critical group was paged within 15 minutes, the fixtures' old ones were not.
@@ -527,7 +539,8 @@ def test_variables_resolve(stack: Stack) -> None:
 def test_alert_rules_evaluate_on_real_metrics(stack: Stack) -> None:
     """Prometheus loads rules.yml and evaluates every rule without error on the router's real
     series; with the Watchdog arriving the dead man's switch is quiet, the router is not down,
-    and the bad Alertmanager requests just posted make OncallRouterWebhooksRejected pending."""
+    the shared store has no errors, and the bad Alertmanager requests just posted make
+    OncallRouterWebhooksRejected pending."""
     with stack.logs_on_failure():
 
         def rules() -> list[dict[str, Any]]:
@@ -555,3 +568,4 @@ def test_alert_rules_evaluate_on_real_metrics(stack: Stack) -> None:
         assert state["OncallRouterFailedToSendNotifications", "critical"] == "inactive"
         assert state["OncallRouterWebhooksRejected", "critical"] == "pending"
         assert state["OncallRouterAlertsSeverityDefaulted", "warning"] == "inactive"
+        assert state["OncallRouterStoreUnavailable", "warning"] == "inactive"

@@ -17,15 +17,15 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from pytest_aiohttp import AiohttpClient
 
-from receiver.app import _request_context, create_app
-from receiver.config import Config, Limits
-from receiver.logs import JsonFormatter, Redactor
-from receiver.router import Router
-from receiver.settings import Settings
+from receiver.config.settings import Settings
+from receiver.config.types import Config, Limits
+from receiver.web.app import _request_context, create_app
+from receiver.web.logs import JsonFormatter, Redactor
+from receiver.web.service import Service
 from tests.helpers import dry_run_router, fixture, fixture_bytes, metric, printed, shipped_config
 
 Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[[Router], Awaitable[Client]]
+MakeClient = Callable[[Service], Awaitable[Client]]
 
 ALERTMANAGER = "/webhooks/alertmanager"
 SENTRY = "/webhooks/sentry"
@@ -61,18 +61,18 @@ LOW_URGENCY_TARGETS = [("slack", "alerts")]
 
 @pytest.fixture
 def make_client(aiohttp_client: AiohttpClient) -> MakeClient:
-    async def make(router: Router) -> Client:
-        return await aiohttp_client(create_app(router))
+    async def make(service: Service) -> Client:
+        return await aiohttp_client(create_app(service))
 
     return make
 
 
-async def drain(router: Router) -> None:
+async def drain(service: Service) -> None:
     """Wait for the background Sentry deliveries (re-raising anything they raised)."""
     for _ in range(100):
-        if not router.tasks:
+        if not service.tasks:
             return
-        await asyncio.gather(*list(router.tasks))
+        await asyncio.gather(*list(service.tasks))
     raise AssertionError("background deliveries never finished")
 
 
@@ -80,8 +80,8 @@ def targets(out: io.StringIO) -> list[tuple[str, str]]:
     return sorted((line["channel"], line["to"]) for line in printed(out))
 
 
-def webhooks(router: Router, source: str, outcome: str) -> float:
-    return metric(router, WEBHOOKS, {"source": source, "outcome": outcome})
+def webhooks(service: Service, source: str, outcome: str) -> float:
+    return metric(service, WEBHOOKS, {"source": source, "outcome": outcome})
 
 
 def sign(body: bytes, secret: str = SENTRY_SECRET) -> str:
@@ -120,7 +120,7 @@ def small_alertmanager(severity: str = "critical", **labels: str) -> dict[str, A
 
 async def assert_refused(
     response: ClientResponse,
-    router: Router,
+    service: Service,
     out: io.StringIO,
     *,
     status: int,
@@ -137,8 +137,8 @@ async def assert_refused(
     assert body["error"] == error
     assert isinstance(body["detail"], str)
     assert body["detail"]
-    assert webhooks(router, source, outcome) == before + 1
-    await drain(router)
+    assert webhooks(service, source, outcome) == before + 1
+    await drain(service)
     assert printed(out) == []
     return dict(body)
 
@@ -222,8 +222,8 @@ async def test_fixture_is_accepted_and_routed(
     state: str,
 ) -> None:
     """Each fixture is accepted at its endpoint and pages exactly the promised targets."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     headers = JSON | ({"Sentry-Hook-Resource": resource} if resource else {})
 
     response = await client.post(path, data=fixture_bytes(name), headers=headers)
@@ -233,13 +233,13 @@ async def test_fixture_is_accepted_and_routed(
     assert body["status"] == "accepted"
     source = "alertmanager" if path == ALERTMANAGER else "sentry"
     assert body["alerts"] == (len(fixture(name)["alerts"]) if source == "alertmanager" else 1)
-    await drain(router)
+    await drain(service)
     lines = printed(out)
     assert targets(out) == expected
     assert {line["severity"] for line in lines} == {severity}
     assert {line["status"] for line in lines} == {state}
     assert all(line["text"] for line in lines)
-    assert webhooks(router, source, "accepted") == 1
+    assert webhooks(service, source, "accepted") == 1
     if source == "alertmanager":
         assert sorted((n["channel"], n["outcome"]) for n in body["notifications"]) == sorted(
             (channel, "delivered") for channel, _ in expected
@@ -248,8 +248,8 @@ async def test_fixture_is_accepted_and_routed(
 
 async def test_critical_group_texts_name_the_alert(make_client: MakeClient) -> None:
     """The critical page's texts carry the alert name, place and runbook, not an empty template."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER, data=fixture_bytes("alertmanager-firing-critical.json"), headers=JSON
     )
@@ -265,8 +265,8 @@ async def test_sentry_issue_actions_over_http(
     make_client: MakeClient, action: str, printed_lines: int
 ) -> None:
     """An assigned issue is acknowledged as ignored; a resolved one sends resolved notices."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     body = fixture("sentry-issue-created.json")
     body["action"] = action
     response = await client.post(
@@ -275,8 +275,8 @@ async def test_sentry_issue_actions_over_http(
     assert response.status == 202
     outcome = "ignored" if printed_lines == 0 else "accepted"
     assert (await response.json())["status"] == outcome
-    assert webhooks(router, "sentry", outcome) == 1
-    await drain(router)
+    assert webhooks(service, "sentry", outcome) == 1
+    await drain(service)
     assert len(printed(out)) == printed_lines
     assert all(line["status"] == "resolved" for line in printed(out))
 
@@ -284,16 +284,16 @@ async def test_sentry_issue_actions_over_http(
 @pytest.mark.parametrize("resource", ["installation", "comment"])
 async def test_sentry_ignored_resources_over_http(make_client: MakeClient, resource: str) -> None:
     """installation and comment webhooks get 202 ignored and page nobody."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     body = {"action": "created", "data": {"installation": {"uuid": "u"}}}
     response = await client.post(
         SENTRY, data=json.dumps(body), headers=JSON | {"Sentry-Hook-Resource": resource}
     )
     assert response.status == 202
     assert await response.json() == {"status": "ignored"}
-    assert webhooks(router, "sentry", "ignored") == 1
-    await drain(router)
+    assert webhooks(service, "sentry", "ignored") == 1
+    await drain(service)
     assert printed(out) == []
 
 
@@ -317,11 +317,11 @@ async def test_invalid_json_is_400(
     make_client: MakeClient, path: str, headers: dict[str, str], source: str, raw: bytes
 ) -> None:
     """A body that is not JSON gets 400 invalid_json, counted as invalid, and pages nobody."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(path, data=raw, headers=JSON | headers)
     await assert_refused(
-        response, router, out, status=400, error="invalid_json", source=source, outcome="invalid"
+        response, service, out, status=400, error="invalid_json", source=source, outcome="invalid"
     )
 
 
@@ -341,11 +341,17 @@ async def test_wrong_shape_is_400(
     make_client: MakeClient, path: str, headers: dict[str, str], body: Any, source: str
 ) -> None:
     """Valid JSON that is not this source's payload gets 400 invalid_payload."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(path, data=json.dumps(body), headers=JSON | headers)
     await assert_refused(
-        response, router, out, status=400, error="invalid_payload", source=source, outcome="invalid"
+        response,
+        service,
+        out,
+        status=400,
+        error="invalid_payload",
+        source=source,
+        outcome="invalid",
     )
 
 
@@ -357,8 +363,8 @@ async def test_wrong_content_type_is_415(
     make_client: MakeClient, path: str, source: str, content_type: str | None
 ) -> None:
     """A valid JSON body sent with another Content-Type (or none) gets 415."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     headers = {"Sentry-Hook-Resource": "metric_alert"}
     if content_type is not None:
         headers["Content-Type"] = content_type
@@ -372,7 +378,7 @@ async def test_wrong_content_type_is_415(
     )
     detail = await assert_refused(
         response,
-        router,
+        service,
         out,
         status=415,
         error="unsupported_media_type",
@@ -384,8 +390,8 @@ async def test_wrong_content_type_is_415(
 
 async def test_text_json_content_type_is_accepted(make_client: MakeClient) -> None:
     """`text/json` (and a charset parameter) is accepted like application/json."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER,
         data=fixture_bytes("alertmanager-mixed-truncated.json"),
@@ -407,13 +413,13 @@ async def test_body_over_limit_with_content_length_is_413(
     make_client: MakeClient, path: str, headers: dict[str, str], source: str
 ) -> None:
     """A body whose Content-Length is over limits.max_body_bytes gets 413 before it is read."""
-    router, out = dry_run_router(with_limit(2048))
-    client = await make_client(router)
+    service, out = dry_run_router(with_limit(2048))
+    client = await make_client(service)
     body = json.dumps({"padding": "x" * 4096}).encode()
     response = await client.post(path, data=body, headers=JSON | headers)
     assert response.request_info.headers["Content-Length"] == str(len(body))
     await assert_refused(
-        response, router, out, status=413, error="too_large", source=source, outcome="too_large"
+        response, service, out, status=413, error="too_large", source=source, outcome="too_large"
     )
 
 
@@ -429,8 +435,8 @@ async def test_chunked_body_over_limit_is_413(
     make_client: MakeClient, path: str, headers: dict[str, str], source: str
 ) -> None:
     """A chunked body (no Content-Length) that grows over the limit also gets 413."""
-    router, out = dry_run_router(with_limit(2048))
-    client = await make_client(router)
+    service, out = dry_run_router(with_limit(2048))
+    client = await make_client(service)
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"padding": "'
@@ -442,15 +448,15 @@ async def test_chunked_body_over_limit_is_413(
     assert response.request_info.headers.get("Transfer-Encoding") == "chunked"
     assert "Content-Length" not in response.request_info.headers
     await assert_refused(
-        response, router, out, status=413, error="too_large", source=source, outcome="too_large"
+        response, service, out, status=413, error="too_large", source=source, outcome="too_large"
     )
 
 
 @pytest.mark.parametrize(("extra", "status"), [(0, 200), (1, 413)])
 async def test_body_limit_boundary(make_client: MakeClient, extra: int, status: int) -> None:
     """A body of exactly max_body_bytes is accepted; one byte more is refused."""
-    router, out = dry_run_router(with_limit(2048))
-    client = await make_client(router)
+    service, out = dry_run_router(with_limit(2048))
+    client = await make_client(service)
     compact = json.dumps(small_alertmanager()).encode()
     body = compact + b" " * (2048 - len(compact) + extra)
     assert len(body) == 2048 + extra
@@ -461,8 +467,8 @@ async def test_body_limit_boundary(make_client: MakeClient, extra: int, status: 
 
 async def test_get_on_webhook_is_405_json(make_client: MakeClient) -> None:
     """GET on a webhook is 405 with a JSON error body and Allow: POST."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     for path in (ALERTMANAGER, SENTRY, f"{LEGACY}/any"):
         response = await client.get(path)
         assert response.status == 405
@@ -479,8 +485,8 @@ async def test_unknown_path_is_404_json(
     make_client: MakeClient, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An unknown path is 404 with a JSON error body (and the request id header), and logged."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     with caplog.at_level(logging.WARNING, logger="receiver.app"):
         response = await client.post(path, data=b"{}", headers=JSON)
     assert response.status == 404
@@ -509,15 +515,15 @@ async def test_unknown_path_is_404_json(
 )
 async def test_bearer_token_refusals(make_client: MakeClient, authorization: str | None) -> None:
     """With RECEIVER_AUTH_TOKEN set, anything but the right Bearer token gets 401."""
-    router, out = dry_run_router(settings=Settings(receiver_auth_token=AUTH_TOKEN))
-    client = await make_client(router)
+    service, out = dry_run_router(settings=Settings(receiver_auth_token=AUTH_TOKEN))
+    client = await make_client(service)
     headers = JSON | ({"Authorization": authorization} if authorization else {})
     response = await client.post(
         ALERTMANAGER, data=fixture_bytes("alertmanager-firing-critical.json"), headers=headers
     )
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=401,
         error="unauthorized",
@@ -528,28 +534,28 @@ async def test_bearer_token_refusals(make_client: MakeClient, authorization: str
 
 async def test_auth_is_checked_before_the_body(make_client: MakeClient) -> None:
     """A wrong token with a broken body is 401, not 400: nothing is parsed for strangers."""
-    router, out = dry_run_router(settings=Settings(receiver_auth_token=AUTH_TOKEN))
-    client = await make_client(router)
+    service, out = dry_run_router(settings=Settings(receiver_auth_token=AUTH_TOKEN))
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER, data=b"{broken", headers=JSON | {"Authorization": "Bearer nope"}
     )
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=401,
         error="unauthorized",
         source="alertmanager",
         outcome="unauthorized",
     )
-    assert webhooks(router, "alertmanager", "invalid") == 0
+    assert webhooks(service, "alertmanager", "invalid") == 0
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 async def test_right_bearer_token_is_accepted(make_client: MakeClient, scheme: str) -> None:
     """The right token with the Bearer scheme (any case) is accepted and pages."""
-    router, out = dry_run_router(settings=Settings(receiver_auth_token=AUTH_TOKEN))
-    client = await make_client(router)
+    service, out = dry_run_router(settings=Settings(receiver_auth_token=AUTH_TOKEN))
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER,
         data=fixture_bytes("alertmanager-firing-critical.json"),
@@ -558,7 +564,7 @@ async def test_right_bearer_token_is_accepted(make_client: MakeClient, scheme: s
     assert response.status == 200
     assert (await response.json())["status"] == "accepted"
     assert targets(out) == CRITICAL_TARGETS
-    assert webhooks(router, "alertmanager", "unauthorized") == 0
+    assert webhooks(service, "alertmanager", "unauthorized") == 0
 
 
 @pytest.mark.parametrize("dry_run", [True, False])
@@ -567,10 +573,10 @@ async def test_sentry_right_signature_is_accepted(
     make_client: MakeClient, dry_run: bool, upper: bool
 ) -> None:
     """A hex HMAC-SHA256 of the raw body with the client secret is accepted (202) and pages."""
-    router, out = dry_run_router(
+    service, out = dry_run_router(
         settings=Settings(sentry_client_secret=SENTRY_SECRET), dry_run=dry_run
     )
-    client = await make_client(router)
+    client = await make_client(service)
     body = fixture_bytes("sentry-event-alert-triggered.json")
     signature = sign(body).upper() if upper else sign(body)
     response = await client.post(
@@ -579,7 +585,7 @@ async def test_sentry_right_signature_is_accepted(
         headers=JSON | {"Sentry-Hook-Resource": "event_alert", "Sentry-Hook-Signature": signature},
     )
     assert response.status == 202
-    await drain(router)
+    await drain(service)
     assert targets(out) == HIGH_TARGETS
 
 
@@ -600,8 +606,8 @@ async def test_sentry_wrong_signature_is_401(
     make_client: MakeClient, signature: str | None
 ) -> None:
     """A missing or wrong Sentry-Hook-Signature gets 401 and pages nobody."""
-    router, out = dry_run_router(settings=Settings(sentry_client_secret=SENTRY_SECRET))
-    client = await make_client(router)
+    service, out = dry_run_router(settings=Settings(sentry_client_secret=SENTRY_SECRET))
+    client = await make_client(service)
     headers = JSON | {"Sentry-Hook-Resource": "event_alert"}
     if signature is not None:
         headers["Sentry-Hook-Signature"] = signature
@@ -610,7 +616,7 @@ async def test_sentry_wrong_signature_is_401(
     )
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=401,
         error="unauthorized",
@@ -621,8 +627,8 @@ async def test_sentry_wrong_signature_is_401(
 
 async def test_sentry_without_secret_outside_dry_run_is_401(make_client: MakeClient) -> None:
     """Serving for real with no SENTRY_CLIENT_SECRET refuses every Sentry webhook."""
-    router, out = dry_run_router(dry_run=False)
-    client = await make_client(router)
+    service, out = dry_run_router(dry_run=False)
+    client = await make_client(service)
     body = fixture_bytes("sentry-event-alert-triggered.json")
     response = await client.post(
         SENTRY,
@@ -631,7 +637,7 @@ async def test_sentry_without_secret_outside_dry_run_is_401(make_client: MakeCli
     )
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=401,
         error="unauthorized",
@@ -642,17 +648,17 @@ async def test_sentry_without_secret_outside_dry_run_is_401(make_client: MakeCli
 
 async def test_sentry_missing_resource_outside_dry_run_is_400(make_client: MakeClient) -> None:
     """Outside dry-run a signed body without Sentry-Hook-Resource is 400, not a legacy parse."""
-    router, out = dry_run_router(
+    service, out = dry_run_router(
         settings=Settings(sentry_client_secret=SENTRY_SECRET), dry_run=False
     )
-    client = await make_client(router)
+    client = await make_client(service)
     body = fixture_bytes("sentry-legacy-plugin.json")
     response = await client.post(
         SENTRY, data=body, headers=JSON | {"Sentry-Hook-Signature": sign(body)}
     )
     detail = await assert_refused(
         response,
-        router,
+        service,
         out,
         status=400,
         error="invalid_payload",
@@ -670,14 +676,14 @@ async def test_legacy_wrong_token_is_401(
     make_client: MakeClient, token: str, dry_run: bool
 ) -> None:
     """A configured legacy token must match the URL exactly, in dry-run too."""
-    router, out = dry_run_router(with_legacy_token(LEGACY_TOKEN), dry_run=dry_run)
-    client = await make_client(router)
+    service, out = dry_run_router(with_legacy_token(LEGACY_TOKEN), dry_run=dry_run)
+    client = await make_client(service)
     response = await client.post(
         f"{LEGACY}/{token}", data=fixture_bytes("sentry-legacy-plugin.json"), headers=JSON
     )
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=401,
         error="unauthorized",
@@ -689,27 +695,27 @@ async def test_legacy_wrong_token_is_401(
 @pytest.mark.parametrize("dry_run", [True, False])
 async def test_legacy_right_token_is_accepted(make_client: MakeClient, dry_run: bool) -> None:
     """The right legacy token in the URL is accepted (202) and pages the high targets."""
-    router, out = dry_run_router(with_legacy_token(LEGACY_TOKEN), dry_run=dry_run)
-    client = await make_client(router)
+    service, out = dry_run_router(with_legacy_token(LEGACY_TOKEN), dry_run=dry_run)
+    client = await make_client(service)
     response = await client.post(
         f"{LEGACY}/{LEGACY_TOKEN}", data=fixture_bytes("sentry-legacy-plugin.json"), headers=JSON
     )
     assert response.status == 202
     assert await response.json() == {"status": "accepted", "alerts": 1}
-    await drain(router)
+    await drain(service)
     assert targets(out) == HIGH_TARGETS
 
 
 async def test_legacy_without_token_outside_dry_run_is_401(make_client: MakeClient) -> None:
     """Serving for real with no sentry.legacy_token refuses the legacy endpoint."""
-    router, out = dry_run_router(dry_run=False)
-    client = await make_client(router)
+    service, out = dry_run_router(dry_run=False)
+    client = await make_client(service)
     response = await client.post(
         f"{LEGACY}/anything", data=fixture_bytes("sentry-legacy-plugin.json"), headers=JSON
     )
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=401,
         error="unauthorized",
@@ -723,16 +729,16 @@ async def test_legacy_without_token_outside_dry_run_is_401(make_client: MakeClie
 
 async def test_healthy_and_ready(make_client: MakeClient) -> None:
     """/-/healthy and /-/ready answer 200; ready turns 503 once the router is shutting down."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     healthy = await client.get("/-/healthy")
     assert healthy.status == 200
     assert await healthy.json() == {"status": "healthy"}
     ready = await client.get("/-/ready")
     assert ready.status == 200
-    assert await ready.json() == {"status": "ready", "config": router.config.path}
+    assert await ready.json() == {"status": "ready", "config": service.config.path}
 
-    router.ready = False
+    service.ready = False
     not_ready = await client.get("/-/ready")
     assert not_ready.status == 503
     assert (await not_ready.json())["status"] == "shutting down"
@@ -741,8 +747,8 @@ async def test_healthy_and_ready(make_client: MakeClient) -> None:
 
 async def test_metrics_precreated_label_sets(make_client: MakeClient) -> None:
     """/metrics exposes every source/outcome and source/severity/status series at 0 up front."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     response = await client.get("/metrics")
     assert response.status == 200
     assert response.content_type == "text/plain"
@@ -770,8 +776,8 @@ async def test_metrics_precreated_label_sets(make_client: MakeClient) -> None:
 
 async def test_metrics_move_after_a_webhook(make_client: MakeClient) -> None:
     """After one accepted Alertmanager webhook, /metrics shows the counters at their new values."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER, data=fixture_bytes("alertmanager-mixed-truncated.json"), headers=JSON
     )
@@ -785,8 +791,8 @@ async def test_metrics_move_after_a_webhook(make_client: MakeClient) -> None:
 @pytest.mark.parametrize("request_id", ["abc123", "req-2026.03.14_0001", "x" * 64, "A", "0.1-_"])
 async def test_sane_request_id_is_echoed(make_client: MakeClient, request_id: str) -> None:
     """A sane X-Request-Id comes back unchanged, on success and on error responses."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     for response in (
         await client.get("/-/healthy", headers={"X-Request-Id": request_id}),
         await client.post(ALERTMANAGER, data=b"{", headers=JSON | {"X-Request-Id": request_id}),
@@ -801,8 +807,8 @@ async def test_sane_request_id_is_echoed(make_client: MakeClient, request_id: st
 )
 async def test_insane_request_id_is_replaced(make_client: MakeClient, request_id: str) -> None:
     """A long or odd X-Request-Id is replaced by a fresh 16-hex-digit id."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     response = await client.get("/-/healthy", headers={"X-Request-Id": request_id})
     echoed = response.headers["X-Request-Id"]
     assert echoed != request_id
@@ -812,8 +818,8 @@ async def test_insane_request_id_is_replaced(make_client: MakeClient, request_id
 
 async def test_missing_request_id_is_generated_fresh(make_client: MakeClient) -> None:
     """Without X-Request-Id each response gets its own generated id."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     ids = {(await client.get("/-/healthy")).headers["X-Request-Id"] for _ in range(3)}
     assert len(ids) == 3
 
@@ -822,8 +828,8 @@ async def test_missing_request_id_is_generated_fresh(make_client: MakeClient) ->
 async def test_request_id_with_control_characters_is_replaced(request_id: str) -> None:
     """An id with a newline or NUL never reaches the response headers (header injection)."""
     # aiohttp's HTTP parser refuses these on the wire, so the middleware is called directly.
-    router, _ = dry_run_router()
-    app = create_app(router)
+    service, _ = dry_run_router()
+    app = create_app(service)
     request = make_mocked_request(
         "GET", "/-/healthy", headers={"X-Request-Id": request_id}, app=app
     )
@@ -840,33 +846,33 @@ async def test_request_id_with_control_characters_is_replaced(request_id: str) -
 
 async def test_alerts_counter_by_severity_and_status(make_client: MakeClient) -> None:
     """alerts_received_total counts each alert under its decided severity and its status."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     labels = {"source": "alertmanager", "severity": "critical", "status": "firing"}
-    assert metric(router, ALERTS, labels) == 0
+    assert metric(service, ALERTS, labels) == 0
     response = await client.post(
         ALERTMANAGER, data=fixture_bytes("alertmanager-firing-critical.json"), headers=JSON
     )
     assert response.status == 200
-    assert metric(router, ALERTS, labels) == 2
-    assert metric(router, ALERTS, labels | {"status": "resolved"}) == 0
-    assert metric(router, ALERTS, labels | {"severity": "high"}) == 0
-    assert metric(router, DEFAULTED, {"source": "alertmanager"}) == 0
+    assert metric(service, ALERTS, labels) == 2
+    assert metric(service, ALERTS, labels | {"status": "resolved"}) == 0
+    assert metric(service, ALERTS, labels | {"severity": "high"}) == 0
+    assert metric(service, DEFAULTED, {"source": "alertmanager"}) == 0
 
 
 async def test_sentry_alerts_counter(make_client: MakeClient) -> None:
     """A Sentry metric alert resolve is counted as sentry/critical/resolved."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         SENTRY,
         data=fixture_bytes("sentry-metric-alert-resolved.json"),
         headers=JSON | {"Sentry-Hook-Resource": "metric_alert"},
     )
     assert response.status == 202
-    await drain(router)
+    await drain(service)
     assert (
-        metric(router, ALERTS, {"source": "sentry", "severity": "critical", "status": "resolved"})
+        metric(service, ALERTS, {"source": "sentry", "severity": "critical", "status": "resolved"})
         == 1
     )
 
@@ -877,18 +883,18 @@ async def test_unknown_severity_defaults_to_high(
 ) -> None:
     """An unknown severity label is routed as the default (high) and counted as defaulted."""
     caplog.set_level(logging.WARNING, logger="receiver")
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER, data=json.dumps(small_alertmanager(severity)), headers=JSON
     )
     assert response.status == 200
     assert targets(out) == HIGH_TARGETS
     assert {line["severity"] for line in printed(out)} == {"high"}
-    assert metric(router, DEFAULTED, {"source": "alertmanager"}) == 1
-    assert metric(router, DEFAULTED, {"source": "sentry"}) == 0
+    assert metric(service, DEFAULTED, {"source": "alertmanager"}) == 1
+    assert metric(service, DEFAULTED, {"source": "sentry"}) == 0
     assert (
-        metric(router, ALERTS, {"source": "alertmanager", "severity": "high", "status": "firing"})
+        metric(service, ALERTS, {"source": "alertmanager", "severity": "high", "status": "firing"})
         == 1
     )
     assert any(r.getMessage() == "severity defaulted" for r in caplog.records)
@@ -899,14 +905,14 @@ async def test_severity_aliases_are_not_defaulted(
     make_client: MakeClient, severity: str, expected: str
 ) -> None:
     """Aliases from routing.yaml map to their severity and are not counted as defaulted."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER, data=json.dumps(small_alertmanager(severity)), headers=JSON
     )
     assert response.status == 200
     assert {line["severity"] for line in printed(out)} == {expected}
-    assert metric(router, DEFAULTED, {"source": "alertmanager"}) == 0
+    assert metric(service, DEFAULTED, {"source": "alertmanager"}) == 0
 
 
 # --- Secrets never leak -----------------------------------------------------------------------
@@ -918,8 +924,8 @@ async def test_no_secret_in_logs_or_responses(
     """Right and wrong credentials: neither secret shows in logs, response bodies or headers."""
     caplog.set_level(logging.DEBUG)
     settings = Settings(receiver_auth_token=AUTH_TOKEN, sentry_client_secret=SENTRY_SECRET)
-    router, out = dry_run_router(settings=settings)
-    client = await make_client(router)
+    service, out = dry_run_router(settings=settings)
+    client = await make_client(service)
     am_body = fixture_bytes("alertmanager-firing-critical.json")
     sentry_body = fixture_bytes("sentry-event-alert-triggered.json")
     sentry_headers = JSON | {"Sentry-Hook-Resource": "event_alert"}
@@ -941,7 +947,7 @@ async def test_no_secret_in_logs_or_responses(
         assert response.status == status
         seen.append(await response.text())
         seen.extend(f"{k}: {v}" for k, v in response.headers.items())
-    await drain(router)
+    await drain(service)
     assert targets(out) == sorted(CRITICAL_TARGETS + HIGH_TARGETS)
 
     formatter = JsonFormatter(Redactor())  # no redaction: the records themselves must be clean
@@ -959,13 +965,13 @@ async def test_no_secret_in_logs_or_responses(
 
 async def test_json_with_huge_integer_is_400(make_client: MakeClient) -> None:
     """A JSON number over Python's 4300-digit limit is a client error, not a 500."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     body = b'{"version": "4", "truncatedAlerts": ' + b"9" * 5000 + b', "alerts": []}'
     response = await client.post(ALERTMANAGER, data=body, headers=JSON)
     await assert_refused(
         response,
-        router,
+        service,
         out,
         status=400,
         error="invalid_json",
@@ -976,8 +982,8 @@ async def test_json_with_huge_integer_is_400(make_client: MakeClient) -> None:
 
 async def test_corrupt_gzip_body_is_400(make_client: MakeClient) -> None:
     """A body declared gzip that is not gzip is a client error, not a 500."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     response = await client.post(
         ALERTMANAGER,
         data=b"\x1f\x8b this is not gzip",
@@ -990,8 +996,8 @@ async def test_corrupt_gzip_body_is_400(make_client: MakeClient) -> None:
 
 async def test_alert_starting_in_year_one_is_not_a_500(make_client: MakeClient) -> None:
     """startsAt at Go's zero time is refused (400) or paged (200), never a 500."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     payload = small_alertmanager()
     payload["alerts"][0]["startsAt"] = "0001-01-01T00:00:00Z"
     response = await client.post(ALERTMANAGER, data=json.dumps(payload), headers=JSON)
@@ -1006,8 +1012,8 @@ async def test_alert_starting_in_year_one_is_not_a_500(make_client: MakeClient) 
 
 async def test_sentry_event_from_year_one_is_delivered_or_refused(make_client: MakeClient) -> None:
     """A 202 for a Sentry event means its page is delivered; a year-1 time must not lose it."""
-    router, out = dry_run_router()
-    client = await make_client(router)
+    service, out = dry_run_router()
+    client = await make_client(service)
     body = fixture("sentry-event-alert-triggered.json")
     body["data"]["event"]["datetime"] = "0001-01-01T00:00:00Z"
     response = await client.post(
@@ -1015,7 +1021,7 @@ async def test_sentry_event_from_year_one_is_delivered_or_refused(make_client: M
     )
     assert response.status in (202, 400)
     if response.status == 202:
-        results = await asyncio.gather(*list(router.tasks), return_exceptions=True)
+        results = await asyncio.gather(*list(service.tasks), return_exceptions=True)
         assert [r for r in results if isinstance(r, BaseException)] == []
         assert targets(out) == HIGH_TARGETS
 
@@ -1052,8 +1058,8 @@ async def test_unpaired_surrogate_is_not_a_500(
     make_client: MakeClient, path: str, headers: dict[str, str], body: bytes
 ) -> None:
     """A `\\ud800` escape in an id is refused (400) or paged (200/202), never a 500."""
-    router, _ = dry_run_router()
-    client = await make_client(router)
+    service, _ = dry_run_router()
+    client = await make_client(service)
     response = await client.post(path, data=body, headers=headers)
     assert response.status in (200, 202, 400)
     answer = await response.json()
@@ -1061,4 +1067,4 @@ async def test_unpaired_surrogate_is_not_a_500(
         assert set(answer) == {"error", "detail"}
     else:
         assert answer["status"] == "accepted"
-    await drain(router)
+    await drain(service)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.matchers import Matcher, MatcherError
+from receiver.config.matchers import Matcher, MatcherError
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from receiver.memory import ENV, pin_mmap_threshold
+from receiver.web.memory import ENV, pin_mmap_threshold
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")

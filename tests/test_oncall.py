@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from receiver.cli import main
-from receiver.config import Config, load_config
+from receiver.cli.main import main
+from receiver.config.load import load_config
+from receiver.config.types import Config
 from receiver.model import Alert, AlertGroup, Source, Status
-from receiver.oncall import escalation_level, in_window, on_call, shift
-from receiver.routing import ladder, plan
+from receiver.routing.oncall import escalation_level, in_window, on_call, shift
+from receiver.routing.plan import ladder, plan
 from tests.helpers import ROUTING
 
 LONDON = ZoneInfo("Europe/London")

@@ -21,7 +21,7 @@ import yaml
 from aiohttp import web
 from pytest_aiohttp import AiohttpClient
 
-from receiver.app import create_app
+from receiver.web.app import create_app
 from tests.helpers import NOW, ROOT, dry_run_router, fixture, metric, printed, require_tool
 
 RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
@@ -33,9 +33,9 @@ SEVERITIES = {"critical", "warning"}
 
 def exported_metric_names() -> set[str]:
     """Every sample name the router's /metrics can show (histogram `_bucket`s, `_total`s…)."""
-    router, _ = dry_run_router()
+    service, _ = dry_run_router()
     return {
-        sample.name for family in router.metrics.registry.collect() for sample in family.samples
+        sample.name for family in service.metrics.registry.collect() for sample in family.samples
     }
 
 
@@ -93,6 +93,7 @@ def test_every_alert_is_labelled_and_annotated() -> None:
         "OncallRouterWebhookRetries",
         "OncallRouterWebhooksRejected",
         "OncallRouterWebhooksSlow",
+        "OncallRouterStoreUnavailable",
         "OncallRouterAlertsUnrouted",
         "OncallRouterAlertsSeverityDefaulted",
         "OncallRouterAcknowledgementsUnavailable",
@@ -161,19 +162,19 @@ async def test_watchdog_is_counted_for_the_dead_mans_switch(
     Watchdog webhook counts in alerts_received_total{source="alertmanager"} at any hour, as low,
     neither defaulted (that would fire OncallRouterAlertsSeverityDefaulted all day) nor unrouted.
     It costs one Slack post in business hours (re-sends are deduplicated) and nothing at night."""
-    router, out = dry_run_router()
-    router.clock = lambda: now
-    client = await aiohttp_client(create_app(router))
+    service, out = dry_run_router()
+    service.clock = lambda: now
+    client = await aiohttp_client(create_app(service))
     for _ in range(2):  # Alertmanager's re-sends count too
         response = await client.post("/webhooks/alertmanager", json=watchdog_payload())
         assert response.status == web.HTTPOk.status_code, await response.text()
     labels = {"source": "alertmanager", "severity": "low", "status": "firing"}
-    assert metric(router, "oncall_router_alerts_received_total", labels) == 2
+    assert metric(service, "oncall_router_alerts_received_total", labels) == 2
     assert (
-        metric(router, "oncall_router_alerts_severity_defaulted_total", {"source": "alertmanager"})
+        metric(service, "oncall_router_alerts_severity_defaulted_total", {"source": "alertmanager"})
         == 0
     )
     unrouted = {"source": "alertmanager", "severity": "low"}
-    assert metric(router, "oncall_router_alerts_unrouted_total", unrouted) == 0
+    assert metric(service, "oncall_router_alerts_unrouted_total", unrouted) == 0
     posted = [(line["channel"], line["to"]) for line in printed(out)]
     assert posted == ([("slack", "alerts")] if now == NOW else [])

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from receiver.config import Config, load_config
+from receiver.config.load import load_config
+from receiver.config.types import Config
 from receiver.model import Alert, AlertGroup, Channel, Severity, Source, Status
-from receiver.routing import decide_severity, plan
+from receiver.routing.plan import plan
+from receiver.routing.severity import decide_severity
 from receiver.sources import alertmanager
 from tests.helpers import NOW, fixture, shipped_config
 

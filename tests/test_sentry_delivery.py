@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from receiver.app import create_app
 from receiver.channels.registry import vendor_senders
-from receiver.settings import Settings
+from receiver.config.settings import Settings
+from receiver.web.app import create_app
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.helpers import config_for, dry_run_router, fixture_bytes, printed, settings_for
 
@@ -53,8 +53,8 @@ async def client_for(
     settings: Settings, slack: FakeSlack
 ) -> TestClient[web.Request, web.Application]:
     config = config_for(slack)
-    router, _ = dry_run_router(config, settings, dry_run=False)
-    app = create_app(router, lambda s: vendor_senders(s, settings, config))
+    service, _ = dry_run_router(config, settings, dry_run=False)
+    app = create_app(service, lambda s: vendor_senders(s, settings, config))
     return TestClient(TestServer(app))
 
 
@@ -129,8 +129,8 @@ async def test_alertmanager_down_falls_back_to_direct_delivery(
 
 async def test_background_delivery_is_drained_on_shutdown() -> None:
     """Without Alertmanager, delivery runs in a task that shutdown waits for."""
-    router, out = dry_run_router()
-    async with TestClient(TestServer(create_app(router))) as client:
+    service, out = dry_run_router()
+    async with TestClient(TestServer(create_app(service))) as client:
         response = await client.post(
             "/webhooks/sentry",
             data=fixture_bytes("sentry-issue-created.json"),
@@ -138,6 +138,6 @@ async def test_background_delivery_is_drained_on_shutdown() -> None:
         )
         assert response.status == 202
     # Leaving the client ran the app's shutdown, which drains the delivery task.
-    assert not router.tasks
+    assert not service.tasks
     assert [line["channel"] for line in printed(out)] == ["slack", "email"]
     await asyncio.sleep(0)

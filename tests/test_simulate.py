@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receiver.cli import main
+from receiver.cli.main import main
 from tests.helpers import ROUTING
 
 CRITICAL = "alertname=HighErrorRate,severity=critical,service=payments-api"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receiver.config import Config
+from receiver.config.types import Config
 from receiver.model import AlertGroup, Link, Source, Status
 from receiver.sources import PayloadError, alertmanager, sentry
 from tests.helpers import fixture, shipped_config

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.cli import main
+from receiver.cli.main import main
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, Reject
 from tests.fakes.sendgrid import TEST_API_KEY
 from tests.fakes.slack import TEST_BOT_TOKEN

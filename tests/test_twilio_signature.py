@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from multidict import MultiDict
 
-from receiver.auth import twilio_signature_ok
+from receiver.web.auth import twilio_signature_ok
 
 # twilio-python tests/unit/test_request_validator.py
 TOKEN = "12345"

@@ -7,7 +7,7 @@ import sys
 from datetime import tzinfo
 from typing import TextIO
 
-from receiver import templates
+from receiver.messages import templates
 from receiver.model import Notification
 
 

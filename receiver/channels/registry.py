@@ -14,9 +14,9 @@ from receiver.channels.sendgrid import EmailSender
 from receiver.channels.slack import SlackSender
 from receiver.channels.twilio_sms import SmsSender
 from receiver.channels.twilio_voice import CallSender
-from receiver.config import Config
+from receiver.config.settings import Settings
+from receiver.config.types import Config
 from receiver.model import Channel
-from receiver.settings import Settings
 
 
 def dry_run_senders(tz: tzinfo, out: TextIO | None = None) -> Mapping[Channel, Sender]:

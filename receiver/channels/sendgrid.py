@@ -21,10 +21,10 @@ from typing import Any
 import aiohttp
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
-from receiver import render, templates
 from receiver.channels.base import DeliveryError, reason_for_status, short
+from receiver.config.settings import Settings
+from receiver.messages import render, templates
 from receiver.model import Alert, Notification, Severity, Status
-from receiver.settings import Settings
 
 log = logging.getLogger("receiver.channels.email")
 

@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 import aiohttp
 
-from receiver import render, templates
 from receiver.channels.base import DeliveryError, reason_for_status, retry_after
-from receiver.config import Acknowledgement, SlackDestination
+from receiver.config.settings import Settings
+from receiver.config.types import Acknowledgement, SlackDestination
+from receiver.messages import render, templates
 from receiver.model import Alert, Notification, Severity, Status
-from receiver.settings import Settings
 
 _EMOJI = {
     Severity.CRITICAL: ":rotating_light:",
@@ -298,8 +298,7 @@ def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:
     description = alert.annotations.get("description")
     if description and description != alert.summary:
         lines.append(_escape(description))
-    local = alert.starts_at.astimezone(tz)
-    lines.append(f"since {render.hhmm(local)} {local.tzname() or ''}")
+    lines.append(f"since {alert.starts_at.astimezone(tz):%H:%M %Z}")
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
 
 

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp.payload import BytesPayload
 
 from receiver.channels.base import DeliveryError, reason_for_status, retry_after, short
-from receiver.settings import Settings
+from receiver.config.settings import Settings
 
 API_VERSION = "2010-04-01"
 

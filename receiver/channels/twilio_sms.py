@@ -7,10 +7,10 @@ from datetime import tzinfo
 
 import aiohttp
 
-from receiver import templates
 from receiver.channels.twilio_api import TwilioApi
+from receiver.config.settings import Settings
+from receiver.messages import templates
 from receiver.model import Notification
-from receiver.settings import Settings
 
 log = logging.getLogger("receiver.channels.sms")
 

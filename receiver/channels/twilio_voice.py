@@ -11,10 +11,10 @@ from xml.sax.saxutils import escape
 import aiohttp
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from receiver import templates
 from receiver.channels.twilio_api import TwilioApi
+from receiver.config.settings import Settings
+from receiver.messages import templates
 from receiver.model import Notification, Status
-from receiver.settings import Settings
 
 log = logging.getLogger("receiver.channels.call")
 

@@ -1,4 +1,9 @@
-"""Payload parsers: each turns one webhook body into an AlertGroup or raises PayloadError."""
+"""Payload parsers: each turns one webhook body into an AlertGroup or raises PayloadError.
+
+One module per sender (`alertmanager`, `sentry`); the shared shape checks live here.
+
+May import: model.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +23,6 @@ def obj(value: Any, where: str) -> Mapping[str, Any]:
 
 
 def text(value: Any, where: str, *, default: str | None = None) -> str:
-    if type(value) is str and value.isascii():  # the common case: nothing to check or convert
-        return value
     if value is None and default is not None:
         return default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -43,14 +46,7 @@ def str_map(value: Any, where: str) -> dict[str, str]:
     """A label or annotation set: JSON object of strings (numbers are tolerated)."""
     if value is None:
         return {}
-    mapping = obj(value, where)
-    out: dict[str, str] = {}
-    for k, v in mapping.items():
-        if type(v) is str and v.isascii() and k.isascii():  # as text() would; no `where` to build
-            out[k] = v
-        else:
-            out[_encodable(k)] = text(v, f"{where}.{k!r}")
-    return out
+    return {_encodable(k): text(v, f"{where}.{k!r}") for k, v in obj(value, where).items()}
 
 
 _EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)

@@ -1,10 +1,36 @@
-"""Fake Slack: incoming webhooks (``/services/T/B/X``), ``/api/chat.postMessage``, the
-``response_url`` of a button click (``/actions/T/N/X``), and the click itself.
+"""Fake Slack: incoming webhooks (``/services/T/B/X``), ``/api/chat.postMessage`` (threads
+included), ``/api/chat.update``, the ``response_url`` of a button click (``/actions/T/N/X``), and
+the click itself.
 
 Wire facts come from shared/reference/channel-apis.md §1 and §6. The two endpoints fail differently:
 webhooks answer with an HTTP status and a plain-text error string, the Web API answers HTTP 200
 with ``{"ok": false, "error": ...}`` (except 429 and 5xx). A ``response_url`` answers like a
 webhook. :meth:`FakeSlack.click` posts a signed ``block_actions`` payload the way Slack does (§1.4).
+
+The fake keeps the current state of every message it accepted, per channel ID and ``ts``
+(:meth:`FakeSlack.message`, :meth:`FakeSlack.thread`, :meth:`FakeSlack.history`). Slack facts
+behind threads and chat.update, beyond channel-apis.md:
+
+- chat.update arguments, answer ``{ok, channel, ts, text, message}`` and errors
+  (``message_not_found``, ``cant_update_message``, ``channel_not_found``, ``no_text``,
+  ``msg_too_long``, ``invalid_blocks``, ``is_inactive`` for an archived channel): the method
+  reference, https://api.slack.com/methods/chat.update and slack-ruby/slack-api-ref
+  ``methods/chat/chat.update.json``. Omitted ``blocks`` / ``attachments`` keep the previous ones;
+  an empty list removes them (same sources).
+- chat.update wants a channel ID; a name is ``channel_not_found`` here (slackapi/slack-github-action
+  README, PR #309: "the message update step does not accept a channel name").
+- Messages from incoming webhooks cannot be edited with chat.update (slackapi/slack-github-action
+  issue #252); the error the fake gives is ``cant_update_message``, "Authenticated user does not
+  have permission to update this message" (method reference above).
+- A reply carries ``thread_ts``; its parent gains ``thread_ts``, ``reply_count``,
+  ``reply_users``, ``reply_users_count`` and ``latest_reply``
+  (https://docs.slack.dev/reference/events/message/thread_broadcast/).
+- chat.postMessage has no ``thread_not_found`` error (slack-api-ref
+  ``methods/chat/chat.postMessage.json``). A ``thread_ts`` that names no message is answered
+  ``ok: true`` but the message is not threaded and not shown in the channel
+  (slackapi/node-slack-sdk issue #780, slackapi/python-slack-sdk issue #840); the fake stores it
+  as such an orphan. A malformed one (``"0"``) is ``invalid_thread_ts`` (seen in the field:
+  jenkinsci/slack-plugin issue #584).
 """
 
 from __future__ import annotations
@@ -17,7 +43,8 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from copy import deepcopy
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -38,11 +65,15 @@ from tests.fakes.base import (
 
 WEBHOOK_PREFIX = "/services/"
 POST_MESSAGE_PATH = "/api/chat.postMessage"
+UPDATE_PATH = "/api/chat.update"
 RESPONSE_URL_PREFIX = "/actions/"
 TEST_BOT_TOKEN = "xoxb-test-token"
 TEAM_ID = "T0FAKETEAM1"
 APP_ID = "A0FAKEAPP01"
 BOT_USER = "U0FAKEBOT01"
+BOT_ID = "B0FAKEBOT01"
+# Where a webhook posts unless bound elsewhere with FakeSlack.bind_webhook (as click() assumes).
+DEFAULT_WEBHOOK_CHANNEL = "C0FAKECHAN1"
 
 # Status of each webhook error string (Slack changelog 2016-05-17 plus errors seen in the field).
 WEBHOOK_ERROR_STATUS: dict[str, int] = {
@@ -68,6 +99,7 @@ MAX_BLOCKS = 50
 
 _JSON_UTF8 = "application/json; charset=utf-8"
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
+_TS = re.compile(r"^\d+\.\d+$")
 _BLOCK_TYPES = frozenset(
     {
         "actions",
@@ -85,11 +117,20 @@ _BLOCK_TYPES = frozenset(
 )
 
 
+@dataclass
+class _Stored:
+    """A message the fake accepted: its current version and who may edit it."""
+
+    message: dict[str, Any]
+    by_bot: bool  # posted with chat.postMessage (this bot); False for webhook messages
+    replies: list[str] = field(default_factory=list)  # ts of the thread replies, in order
+
+
 class FakeSlack(FakeServer):
-    """Slack incoming webhooks and chat.postMessage.
+    """Slack incoming webhooks, chat.postMessage and chat.update.
 
     Destination keys for :meth:`script_for`: the webhook path (``/services/T/B/X``) or the
-    ``channel`` argument of chat.postMessage.
+    ``channel`` argument of chat.postMessage and chat.update (one key for both methods).
     """
 
     def __init__(
@@ -106,6 +147,9 @@ class FakeSlack(FakeServer):
         self._archived: set[str] = set()
         self._last_ts_us = 0
         self._clicks = itertools.count(1)
+        # channel ID -> ts -> message; dicts keep insertion order, which is ts order.
+        self._store: dict[str, dict[str, _Stored]] = {}
+        self._webhook_channels: dict[str, str] = {}
 
     def webhook_url(
         self, path: str = "/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
@@ -125,10 +169,15 @@ class FakeSlack(FakeServer):
         """Archive a channel (``is_archived``) or a webhook's channel (410 channel_is_archived)."""
         self._archived.add(_path_of(target) if target.startswith(("/", "http")) else target)
 
+    def bind_webhook(self, webhook: str, channel: str) -> None:
+        """Make a webhook (URL or path) post into ``channel`` (default: DEFAULT_WEBHOOK_CHANNEL)."""
+        self._webhook_channels[_path_of(webhook)] = _channel_id(channel)
+
     def _routes(self) -> Iterable[web.RouteDef]:
         return [
             web.post(WEBHOOK_PREFIX + "{team}/{bot}/{secret}", self._webhook),
             web.post(POST_MESSAGE_PATH, self._post_message),
+            web.post(UPDATE_PATH, self._update),
             web.post(RESPONSE_URL_PREFIX + "{team}/{click}/{secret}", self._response_url),
         ]
 
@@ -152,11 +201,29 @@ class FakeSlack(FakeServer):
         if error := _message_error(payload):
             error = "invalid_payload" if error == "invalid_arguments" else error
             return _text(WEBHOOK_ERROR_STATUS.get(error, 400), error)
+        # Kept so tests can show that chat.update cannot edit it. Slack answers "ok" and no ts.
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "ts": ts,
+            "bot_id": BOT_ID,
+            "text": payload.get("text") or "",
+        }
+        for name in ("blocks", "attachments"):
+            if payload.get(name):
+                message[name] = payload[name]
+        channel = self._webhook_channels.get(path, DEFAULT_WEBHOOK_CHANNEL)
+        self._store.setdefault(channel, {})[ts] = _Stored(message, by_bot=False)
         return _text(200, "ok")
 
-    # -- chat.postMessage ---------------------------------------------------------------------
+    # -- Web API arguments --------------------------------------------------------------------
 
-    async def _post_message(self, request: web.Request) -> web.StreamResponse:
+    def _authed_args(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The Web API arguments (JSON or form), or the error answer when auth or the body fails.
+
+        Auth is checked first: a bad token consumes no scripted behaviour.
+        """
         body = self._recorded(request).body
         is_form = request.content_type == "application/x-www-form-urlencoded"
         args: Any
@@ -179,18 +246,11 @@ class FakeSlack(FakeServer):
             return _api_error("invalid_json")
         if not isinstance(args, dict):
             return _api_error("json_not_object")
+        return args
 
-        channel = args.get("channel")
-        key = channel if isinstance(channel, str) else None
-        if (scripted := await self._intercept(request, key, _render_api)) is not None:
-            return scripted
-
-        if not isinstance(channel, str) or not channel:
-            return _api_error("channel_not_found")
-        if self._channels is not None and channel not in self._channels:
-            return _api_error("channel_not_found")
-        if channel in self._archived:
-            return _api_error("is_archived")
+    @staticmethod
+    def _content_error(args: dict[str, Any]) -> web.Response | None:
+        """Decode form-encoded blocks/attachments in place and check the message content."""
         for name in ("blocks", "attachments"):  # form posts send these as JSON strings
             if isinstance(args.get(name), str):
                 try:
@@ -204,25 +264,118 @@ class FakeSlack(FakeServer):
             return _api_error("too_many_attachments")
         if error := _message_error(args):
             return _api_error(error)
-        text = args.get("text") or ""
-        if len(text) > MAX_TEXT:
+        if len(args.get("text") or "") > MAX_TEXT:
             return _api_error("msg_too_long")
+        return None
+
+    # -- chat.postMessage ---------------------------------------------------------------------
+
+    async def _post_message(self, request: web.Request) -> web.StreamResponse:
+        args = self._authed_args(request)
+        if isinstance(args, web.Response):
+            return args
+
+        channel = args.get("channel")
+        key = channel if isinstance(channel, str) else None
+        if (scripted := await self._intercept(request, key, _render_api)) is not None:
+            return scripted
+
+        if not isinstance(channel, str) or not channel:
+            return _api_error("channel_not_found")
+        if self._channels is not None and channel not in self._channels:
+            return _api_error("channel_not_found")
+        if channel in self._archived:
+            return _api_error("is_archived")
+        if error := self._content_error(args):
+            return error
+        thread_ts = args.get("thread_ts")
+        if isinstance(thread_ts, str) and thread_ts and not _TS.match(thread_ts):
+            return _api_error("invalid_thread_ts")
 
         ts = self._next_ts()
         message: dict[str, Any] = {
-            "user": "U0FAKEBOT01",
+            "user": BOT_USER,
             "type": "message",
             "ts": ts,
-            "bot_id": "B0FAKEBOT01",
-            "app_id": "A0FAKEAPP01",
-            "text": text,
-            "team": "T0FAKETEAM1",
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "text": args.get("text") or "",
+            "team": TEAM_ID,
         }
         for name in ("blocks", "attachments", "thread_ts"):
             if args.get(name):
                 message[name] = args[name]
+        channel_id = _channel_id(channel)
+        messages = self._store.setdefault(channel_id, {})
+        stored = _Stored(message, by_bot=True)
+        # Only a top-level message of this channel starts or continues a thread. Any other
+        # thread_ts (unknown, another channel's, a reply's, not a string) is accepted and echoed
+        # as Slack does, but the message is an orphan: in no thread and not shown in history().
+        parent = messages.get(thread_ts) if isinstance(thread_ts, str) else None
+        if parent is not None and _top_level(parent.message):
+            if _flag(args.get("reply_broadcast")):
+                message["subtype"] = "thread_broadcast"
+            parent.replies.append(ts)
+            parent.message.update(
+                thread_ts=thread_ts,
+                reply_count=len(parent.replies),
+                reply_users=[BOT_USER],
+                reply_users_count=1,
+                latest_reply=ts,
+            )
+        messages[ts] = stored
+        return _json(200, {"ok": True, "channel": channel_id, "ts": ts, "message": message})
+
+    # -- chat.update --------------------------------------------------------------------------
+
+    async def _update(self, request: web.Request) -> web.StreamResponse:
+        """chat.update: auth and scripting as chat.postMessage, then the message's own checks.
+
+        Error order is the fake's choice (Slack does not document it): channel, message,
+        ownership, content.
+        """
+        args = self._authed_args(request)
+        if isinstance(args, web.Response):
+            return args
+
+        channel = args.get("channel")
+        key = channel if isinstance(channel, str) else None
+        if (scripted := await self._intercept(request, key, _render_api)) is not None:
+            return scripted
+
+        if not isinstance(channel, str) or not _CHANNEL_ID.match(channel):
+            return _api_error("channel_not_found")
+        if self._channels is not None and channel not in self._channels:
+            return _api_error("channel_not_found")
+        if channel in self._archived:
+            return _api_error("is_inactive")
+        ts = args.get("ts")
+        stored = self._store.get(channel, {}).get(ts) if isinstance(ts, str) else None
+        if stored is None:
+            return _api_error("message_not_found")
+        if not stored.by_bot:
+            return _api_error("cant_update_message")
+        if error := self._content_error(args):
+            return error
+
+        message = stored.message
+        # Omitted text is "" (fake's choice: the docs say only how blocks and attachments carry).
+        message["text"] = args.get("text") or ""
+        for name in ("blocks", "attachments"):  # omitted: kept; an empty list: removed
+            if name in args:
+                if args[name]:
+                    message[name] = args[name]
+                else:
+                    message.pop(name, None)
         return _json(
-            200, {"ok": True, "channel": _channel_id(channel), "ts": ts, "message": message}
+            200,
+            {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "text": message["text"],
+                "message": deepcopy(message),
+            },
         )
 
     # -- interactivity ------------------------------------------------------------------------
@@ -264,6 +417,37 @@ class FakeSlack(FakeServer):
             if r.path.startswith(WEBHOOK_PREFIX) or r.path == POST_MESSAGE_PATH
             if (m := message_of(r)) is not None
         ]
+
+    def updates(self) -> list[dict[str, Any]]:
+        """The arguments of every chat.update request, in order, blocks decoded (failed ones
+        included, unreadable bodies skipped)."""
+        return [m for r in self.requests_to(UPDATE_PATH) if (m := message_of(r)) is not None]
+
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """The current version of a message (a copy); KeyError if the fake holds none."""
+        return deepcopy(self._stored(channel, ts).message)
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The replies to the message ``ts``, oldest first (copies); KeyError if no such
+        message."""
+        replies = self._stored(channel, ts).replies
+        messages = self._store[_channel_id(channel)]
+        return [deepcopy(messages[r].message) for r in replies]
+
+    def history(self, channel: str) -> list[dict[str, Any]]:
+        """What the channel shows, oldest first (copies): top-level messages, webhook ones
+        included, and broadcast replies; not other replies nor orphans."""
+        return [
+            deepcopy(s.message)
+            for s in self._store.get(_channel_id(channel), {}).values()
+            if _top_level(s.message) or s.message.get("subtype") == "thread_broadcast"
+        ]
+
+    def _stored(self, channel: str, ts: str) -> _Stored:
+        try:
+            return self._store[_channel_id(channel)][ts]
+        except KeyError:
+            raise KeyError(f"no message {ts!r} in channel {channel!r}") from None
 
     async def click(
         self,
@@ -375,9 +559,10 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def message_of(request: RecordedRequest) -> dict[str, Any] | None:
-    """The message a webhook or chat.postMessage request carried, blocks decoded."""
+    """The message a webhook, chat.postMessage or chat.update request carried, blocks decoded."""
     content_type = (request.header("Content-Type") or "").split(";")[0].strip()
-    if request.path == POST_MESSAGE_PATH and content_type == "application/x-www-form-urlencoded":
+    is_api = request.path in (POST_MESSAGE_PATH, UPDATE_PATH)
+    if is_api and content_type == "application/x-www-form-urlencoded":
         args: Any = request.form()
         for name in ("blocks", "attachments"):
             if isinstance(args.get(name), str):
@@ -478,6 +663,16 @@ def _webhook_payload(content_type: str, body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, KeyError):
         return None
+
+
+def _top_level(message: Mapping[str, Any]) -> bool:
+    """Not a reply: no thread_ts, or its own ts as thread_ts (a thread's parent)."""
+    return bool(message.get("thread_ts", message["ts"]) == message["ts"])
+
+
+def _flag(value: Any) -> bool:
+    """A boolean Web API argument: JSON true, or "true"/"1" in a form."""
+    return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
 
 
 def _channel_id(channel: str) -> str:

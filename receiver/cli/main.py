@@ -1,0 +1,301 @@
+"""The `oncall-router` command: serve, check, route, who."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from receiver import __version__
+from receiver.channels.base import Sender
+from receiver.channels.console import dry_run_line
+from receiver.channels.registry import dry_run_senders, vendor_senders
+from receiver.cli.commands import register_all
+from receiver.cli.tools import UsageError, parse_time
+from receiver.config.load import load_config
+from receiver.config.settings import Settings, SettingsError, load_settings
+from receiver.config.types import Config
+from receiver.config.yaml_source import ConfigError
+from receiver.metrics import Metrics
+from receiver.model import Channel
+from receiver.routing.coverage import gaps
+from receiver.routing.oncall import shift
+from receiver.routing.plan import Plan, plan
+from receiver.sources import PayloadError, alertmanager, sentry
+from receiver.web.app import create_app
+from receiver.web.logs import Redactor, setup_logging
+from receiver.web.reload import Reloader
+from receiver.web.server import serve
+from receiver.web.service import Service
+
+log = logging.getLogger("receiver.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(e.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    except (SettingsError, PayloadError, UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oncall-router",
+        description="Turns Alertmanager and Sentry webhooks into pages.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    _config_arg(serve)
+    serve.add_argument("--listen", default="0.0.0.0:9095", help="host:port (default %(default)s)")
+    serve.add_argument(
+        "--reload-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="check the routing file for changes this often; 0 = only on SIGHUP (default 5)",
+    )
+    serve.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after SIGTERM, answer /-/ready with 503 but keep serving this long (default 0)",
+    )
+    serve.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing; print each would-be message as a JSON line on stdout",
+    )
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check", help="validate a routing file; exit 1 listing every problem")
+    _config_arg(check)
+    check.set_defaults(func=_check)
+
+    route = sub.add_parser("route", help="show what a payload would do, as JSON; sends nothing")
+    _config_arg(route)
+    route.add_argument("payload", type=Path, help="Alertmanager or Sentry webhook body (JSON)")
+    route.add_argument("--at", help="ISO 8601 time to route at (default: now)")
+    route.add_argument(
+        "--resource",
+        help="Sentry-Hook-Resource, if the body is from Sentry (default: guessed from the body)",
+    )
+    route.set_defaults(func=_route)
+
+    who = sub.add_parser("who", help="who holds each rotation and group at a time")
+    _config_arg(who)
+    who.add_argument("--at", help="ISO 8601 time (default: now)")
+    who.add_argument("--json", action="store_true", help="print JSON")
+    who.set_defaults(func=_who)
+    register_all(sub, _config_arg)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("routing.yaml"),
+        help="routing file (default %(default)s)",
+    )
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = load_config(args.config, os.environ)
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for gap in gaps(config, datetime.now(UTC)):
+        print(f"warning: {args.config}: {gap}", file=sys.stderr)
+    print(f"{args.config}: OK ({len(config.routes)} routes, {len(config.people)} people)")
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    config = load_config(args.config, os.environ)
+    try:
+        body = json.loads(args.payload.read_bytes())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {args.payload}: {e}") from None
+    group = _parse_any(body, args.resource, config)
+    if group is None:
+        print(json.dumps({"source": "sentry", "ignored": True}))
+        return 0
+    result = plan(config, group, parse_time(args.at, config.timezone))
+    print(json.dumps(plan_json(result, config.timezone), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _parse_any(body: Any, resource: str | None, config: Config) -> Any:
+    if isinstance(body, dict) and "alerts" in body:
+        return alertmanager.parse(body)
+    if resource is None and isinstance(body, dict) and isinstance(body.get("data"), dict):
+        data = body["data"]
+        resource = next((r for r in ("metric_alert", "issue") if r in data), "event_alert")
+    return sentry.parse(resource, body, config.sentry.issues)
+
+
+def plan_json(result: Plan, tz: tzinfo) -> dict[str, Any]:
+    group = result.group
+    return {
+        "source": group.source.value,
+        "group_key": group.group_key,
+        "status": group.status.value,
+        "truncated_alerts": group.truncated_alerts,
+        "alerts": [
+            {
+                "fingerprint": r.alert.fingerprint,
+                "status": r.alert.status.value,
+                "labels": dict(r.alert.labels),
+                "severity": r.severity.severity.value,
+                "severity_reason": r.severity.reason,
+                "routes": list(r.routes),
+            }
+            for r in result.alerts
+        ],
+        "notifications": [{**dry_run_line(n, tz), "key": n.key} for n in result.notifications],
+    }
+
+
+def _who(args: argparse.Namespace) -> int:
+    config = load_config(args.config, os.environ)
+    at = parse_time(args.at, config.timezone)
+    tz = config.timezone
+    shifts = {name: shift(config, name, at) for name in config.rotations}
+    if args.json:
+        report = {
+            "at": at.astimezone(tz).isoformat(),
+            "rotations": {
+                name: {
+                    "on_call": [s.person],
+                    "until": s.until.astimezone(tz).isoformat(),
+                    "next": [s.next_person],
+                    **({"override": True} if s.override else {}),
+                }
+                for name, s in shifts.items()
+            },
+            "groups": {name: list(members) for name, members in config.groups.items()},
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"At {at.astimezone(tz):%Y-%m-%d %H:%M %Z}:")
+    for name, s in shifts.items():
+        note = " (override)" if s.override else ""
+        print(
+            f"  rotation {name}: {_person(config, s.person)}{note} "
+            f"until {s.until.astimezone(tz):%a %Y-%m-%d %H:%M %Z}, "
+            f"then {_person(config, s.next_person)}"
+        )
+    for name, members in config.groups.items():
+        print(f"  group {name}: {', '.join(_person(config, p) for p in members)}")
+    return 0
+
+
+def _person(config: Config, pid: str) -> str:
+    person = config.people[pid]
+    return pid if person.name == pid else f"{pid} ({person.name})"
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {text!r}: expected host:port")
+    return host.strip("[]"), int(port)
+
+
+def required_secrets(config: Config, settings: Settings) -> list[str]:
+    """Environment variables a real (not dry-run) service needs for this routing file."""
+    kinds = {t.kind.value for r in config.routes for t in r.targets}
+    web_api = any(
+        t.kind.value == "slack" and (t.ref_kind != "channel" or config.slack[t.ref].channel)
+        for r in config.routes
+        for t in r.targets
+    )
+    needed = {
+        "SLACK_BOT_TOKEN": web_api,
+        "TWILIO_ACCOUNT_SID": bool(kinds & {"sms", "call"}),
+        "TWILIO_AUTH_TOKEN": bool(kinds & {"sms", "call"}),
+        "TWILIO_FROM": bool(kinds & {"sms", "call"}),
+        "SENDGRID_API_KEY": "email" in kinds,
+        "SENDGRID_FROM": "email" in kinds,
+    }
+    return [name for name, need in needed.items() if need and not getattr(settings, name.lower())]
+
+
+def _log_acknowledgement(settings: Settings) -> None:
+    """Say at start-up whether pages can be acknowledged, and what is missing if not."""
+    needed = ("ACK_SECRET", "ALERTMANAGER_URL", "PUBLIC_URL")
+    missing = [name for name in needed if not getattr(settings, name.lower())]
+    if missing:
+        # A valid choice (no acknowledgement wanted), so information rather than a warning.
+        log.info(
+            "acknowledgement is off: pages carry no ACK code, key prompt, link or button",
+            extra={"missing": missing},
+        )
+        return
+    buttons = "on" if settings.slack_signing_secret else "off (set SLACK_SIGNING_SECRET)"
+    log.info("acknowledgement is on", extra={"slack_buttons": buttons})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(os.environ)
+    redactor = Redactor(settings.secrets)
+    setup_logging(settings.log_level, redactor)
+    config = load_config(args.config, os.environ, secrets_required=not args.dry_run)
+    redactor.add(config.secrets)
+    for warning in config.warnings:
+        log.warning("routing file", extra={"problem": str(warning)})
+    host, port = _listen(args.listen)
+    if not args.dry_run:
+        missing = required_secrets(config, settings)
+        if missing:
+            raise UsageError(
+                "missing secrets for serve (set them or use --dry-run): " + ", ".join(missing)
+            )
+    _log_acknowledgement(settings)
+    metrics = Metrics(CollectorRegistry())
+    metrics.config_reload_success.set(1)
+    metrics.config_reload_time.set_to_current_time()
+    service = Service(config, settings, metrics, dry_run_senders(config.timezone), args.dry_run)
+
+    # Reads router.config when called, so a reload rebuilds senders for the new file.
+    def senders(session: aiohttp.ClientSession) -> Mapping[Channel, Sender]:
+        if args.dry_run:
+            return dry_run_senders(service.config.timezone)
+        return vendor_senders(session, settings, service.config)
+
+    app = create_app(service, senders)
+    reloader = Reloader(
+        args.config, service, os.environ, redactor, secrets_required=not args.dry_run
+    )
+    asyncio.run(
+        serve(
+            app,
+            service,
+            host,
+            port,
+            reloader=reloader,
+            reload_interval=args.reload_interval,
+            shutdown_delay=args.shutdown_delay,
+        )
+    )
+    return 0

@@ -1,0 +1,127 @@
+"""The `severity` and `sentry` sections: aliases, rules, Sentry level tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from receiver.config.matchers import Matcher
+from receiver.config.types import IssueOutcome, SentryPolicy, SeverityPolicy, SeverityRule
+from receiver.config.yaml_source import LineDict, Reader
+from receiver.model import Severity
+
+
+def parse_severity(value: str) -> Severity:
+    try:
+        return Severity(value.strip().lower())
+    except ValueError:
+        names = ", ".join(s.value for s in Severity)
+        raise ValueError(f"unknown severity {value!r} (one of {names})") from None
+
+
+def parse_severity_policy(r: Reader, top: LineDict) -> SeverityPolicy:
+    m = r.section(top, "severity", "severity", ("labels", "default", "aliases", "rules"))
+    labels = tuple(v for _, _, v in r.strings(m, "labels", "severity")) or ("severity",)
+    default = Severity.HIGH
+    if (text := r.string(m, "default", "severity")) is not None:
+        default = (
+            r.convert(r.line_of(m, "default"), "severity.default", text, parse_severity) or default
+        )
+    aliases: dict[str, Severity] = {s.value: s for s in Severity}
+    alias_map = r.section(m, "aliases", "severity.aliases", [s.value for s in Severity])
+    for name in alias_map:
+        if name not in Severity.__members__.values():
+            continue  # already reported as an unknown key
+        sev = Severity(name)
+        for item_line, item_path, alias in r.strings(alias_map, name, "severity.aliases"):
+            key = alias.strip().lower()
+            if key in aliases and aliases[key] is not sev:
+                r.error(item_line, item_path, f"alias {alias!r} already means {aliases[key].value}")
+            aliases[key] = sev
+    rules = []
+    for item_line, item_path, item in r.sequence(
+        m.get("rules"), r.line_of(m, "rules"), "severity.rules"
+    ):
+        rule = r.mapping(item, item_line, item_path, ("matchers", "severity"))
+        if rule is None:
+            continue
+        matchers = parse_matchers(r, rule, item_path)
+        sev_text = r.string(rule, "severity", item_path, required=True)
+        rule_sev: Severity | None = None
+        if sev_text is not None:
+            rule_sev = r.convert(
+                r.line_of(rule, "severity"), f"{item_path}.severity", sev_text, parse_severity
+            )
+        if not matchers:
+            r.error(rule.line, f"{item_path}.matchers", "a rule needs at least one matcher")
+        if rule_sev is not None:
+            rules.append(SeverityRule(matchers, rule_sev, item_line))
+    return SeverityPolicy(labels, aliases, tuple(rules), default)
+
+
+def parse_matchers(r: Reader, m: LineDict, path: str) -> tuple[Matcher, ...]:
+    out = []
+    for line, item_path, text in r.strings(m, "matchers", path):
+        matcher = r.convert(line, item_path, text, Matcher.parse)
+        if matcher is not None:
+            out.append(matcher)
+    return tuple(out)
+
+
+_SENTRY_LEVELS = {
+    "fatal": Severity.CRITICAL,
+    "error": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "info": Severity.LOW,
+    "debug": Severity.LOW,
+}
+_SENTRY_METRIC = {"critical": Severity.CRITICAL, "warning": Severity.MEDIUM}
+_ISSUE_OUTCOMES: dict[str, IssueOutcome] = {
+    "firing": "firing",
+    "resolved": "resolved",
+    "skip": "skip",
+}
+_SENTRY_ISSUES: dict[str, IssueOutcome] = {
+    "created": "firing",
+    "unresolved": "firing",
+    "resolved": "resolved",
+    "ignored": "resolved",
+    "assigned": "skip",
+}
+
+
+def parse_sentry(r: Reader, top: LineDict) -> SentryPolicy:
+    m = r.section(top, "sentry", "sentry", ("levels", "metric_alerts", "issues", "legacy_token"))
+    if not m:
+        return SentryPolicy(_SENTRY_LEVELS, _SENTRY_METRIC, _SENTRY_ISSUES)
+    levels = _severity_table(r, m, "levels", _SENTRY_LEVELS)
+    metric = _severity_table(r, m, "metric_alerts", _SENTRY_METRIC)
+    issues = dict(_SENTRY_ISSUES)
+    table = r.section(m, "issues", "sentry.issues", _SENTRY_ISSUES)
+    for action in table:
+        value = r.string(table, action, "sentry.issues")
+        outcome = _ISSUE_OUTCOMES.get(value or "")
+        if outcome is None:
+            r.error(
+                r.line_of(table, action),
+                f"sentry.issues.{action}",
+                "expected firing, resolved or skip",
+            )
+        else:
+            issues[action] = outcome
+    return SentryPolicy(levels, metric, issues, r.secret(m, "legacy_token", "sentry"))
+
+
+def _severity_table(
+    r: Reader, parent: LineDict, key: str, defaults: Mapping[str, Severity]
+) -> dict[str, Severity]:
+    out = dict(defaults)
+    path = f"sentry.{key}"
+    # Any level name may be mapped (SDKs add their own, e.g. Ruby's "log").
+    table = r.section(parent, key, path, None if key == "levels" else list(defaults))
+    for name in table:
+        text = r.string(table, name, path)
+        if text is not None:
+            sev = r.convert(r.line_of(table, name), f"{path}.{name}", text, parse_severity)
+            if sev is not None:
+                out[name] = sev
+    return out

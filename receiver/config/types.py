@@ -1,0 +1,188 @@
+"""The routing file as frozen dataclasses: what every other part reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from receiver.config.matchers import Matcher
+from receiver.config.rotations import Rotation, TimeWindow
+from receiver.config.yaml_source import Problem
+from receiver.model import Channel, Severity
+
+IssueOutcome = Literal["firing", "resolved", "skip"]
+RefKind = Literal["person", "group", "rotation", "channel"]
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    slack: str | None = None
+
+    def address(self, channel: Channel) -> str | None:
+        """Where this person is reached on a channel (None if the file gives no such contact)."""
+        value: str | None = getattr(self, CONTACT_FIELD[channel])
+        return value
+
+
+# The Person field each channel needs.
+CONTACT_FIELD: Mapping[Channel, str] = {
+    Channel.SMS: "phone",
+    Channel.CALL: "phone",
+    Channel.EMAIL: "email",
+    Channel.SLACK: "slack",
+}
+
+
+@dataclass(frozen=True)
+class SlackDestination:
+    """A Slack channel: by ID/name through the Web API, or by incoming-webhook URL (a secret)."""
+
+    name: str
+    channel: str | None = None
+    webhook_url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SeverityRule:
+    matchers: tuple[Matcher, ...]
+    severity: Severity
+    line: int
+
+
+@dataclass(frozen=True)
+class SeverityPolicy:
+    labels: tuple[str, ...] = ("severity",)
+    aliases: Mapping[str, Severity] = field(default_factory=dict)
+    rules: tuple[SeverityRule, ...] = ()
+    default: Severity = Severity.HIGH
+
+
+@dataclass(frozen=True)
+class SentryPolicy:
+    levels: Mapping[str, Severity] = field(default_factory=dict)
+    metric_alerts: Mapping[str, Severity] = field(default_factory=dict)
+    issues: Mapping[str, IssueOutcome] = field(default_factory=dict)
+    legacy_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a route sends: a channel kind and a reference to people or a Slack destination."""
+
+    kind: Channel
+    ref_kind: RefKind
+    ref: str
+    # Only inside this named time window (e.g. business-hours); None = always.
+    window: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.ref_kind}:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """An escalation step: once the group has fired `after` seconds, these targets are paged too."""
+
+    after: float
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    line: int
+    severities: frozenset[Severity] = frozenset()
+    matchers: tuple[Matcher, ...] = ()
+    continue_: bool = False
+    targets: tuple[Target, ...] = ()
+    templates: Mapping[str, str] = field(default_factory=dict)
+    # Level 1.. of the ladder (level 0 is `targets`), by cumulative age of the group.
+    escalation: tuple[Step, ...] = ()
+    # Re-page the current level this often until acknowledged; None = each level once.
+    repeat: float | None = None
+    # The whole route only inside this named time window; None = always.
+    window: str | None = None
+
+    def level_targets(self, level: int) -> tuple[Target, ...]:
+        return self.targets if level == 0 else self.escalation[level - 1].targets
+
+    def level_after(self, level: int) -> float:
+        return 0.0 if level == 0 else self.escalation[level - 1].after
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1024 * 1024
+
+
+# Vendor-safe pacing per destination: Slack allows ~1 message/s per channel; one SMS or call
+# per second per phone number keeps a storm from flooding a person's phone.
+DEFAULT_RATE_LIMITS: Mapping[Channel, float] = {
+    Channel.SLACK: 1.0,
+    Channel.SMS: 1.0,
+    Channel.CALL: 1.0,
+    Channel.EMAIL: 0.0,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Retry and pacing policy of every target send."""
+
+    deadline: float = 10.0
+    attempts: int = 5
+    dedupe_ttl: float = 24 * 3600.0
+    dedupe_max_entries: int = 50_000
+    # Minimum seconds between two messages to one destination; 0 switches pacing off.
+    rate_limits: Mapping[Channel, float] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    # Sentry events have no upstream retrier unless forwarded to Alertmanager.
+    background_deadline: float = 120.0
+    # How long a forwarded Sentry event stays firing in Alertmanager without a resolve.
+    sentry_alert_ttl: float = 24 * 3600.0
+
+
+# How long an acknowledgement holds escalation, per severity: the status-update cadence.
+DEFAULT_ACK_EXPIRY: Mapping[Severity, float] = {
+    Severity.CRITICAL: 30 * 60.0,
+    Severity.HIGH: 3600.0,
+    Severity.MEDIUM: 4 * 3600.0,
+    Severity.LOW: 24 * 3600.0,
+}
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """How acknowledgements behave (they are stored in Alertmanager, see receiver.ack.store)."""
+
+    expires_after: Mapping[Severity, float] = field(
+        default_factory=lambda: dict(DEFAULT_ACK_EXPIRY)
+    )
+    # How long a link, button or key press in a message stays usable.
+    links_valid_for: float = 12 * 3600.0
+    # The Slack "Silence" button's silence length.
+    silence_for: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    timezone: ZoneInfo
+    severity: SeverityPolicy
+    sentry: SentryPolicy
+    people: Mapping[str, Person]
+    groups: Mapping[str, tuple[str, ...]]
+    rotations: Mapping[str, Rotation]
+    slack: Mapping[str, SlackDestination]
+    routes: tuple[Route, ...]
+    windows: Mapping[str, TimeWindow] = field(default_factory=dict)
+    limits: Limits = Limits()
+    delivery: Delivery = Delivery()
+    acknowledgement: Acknowledgement = Acknowledgement()
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    warnings: tuple[Problem, ...] = ()

@@ -1,0 +1,207 @@
+"""The values that flow through the router: alerts in, notifications out.
+
+Severity, status, sources and channels as enums; frozen alerts, groups, notifications
+and acknowledgements.
+
+May import: nothing of ours.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Severity(enum.StrEnum):
+    """The four canonical severities, most urgent first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical; a lower rank is more urgent."""
+        return _RANK[self]
+
+
+_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+
+
+class Status(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Source(enum.StrEnum):
+    ALERTMANAGER = "alertmanager"
+    SENTRY = "sentry"
+
+
+class Channel(enum.StrEnum):
+    """Kinds of target a route can page through."""
+
+    SLACK = "slack"
+    SMS = "sms"
+    CALL = "call"
+    EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as the sources report it; severity is decided later, by routing."""
+
+    source: Source
+    status: Status
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    fingerprint: str
+    ends_at: datetime | None = None
+    links: tuple[Link, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "alert")
+
+    @property
+    def summary(self) -> str:
+        return (
+            self.annotations.get("summary")
+            or self.annotations.get("description")
+            or self.annotations.get("message")
+            or self.name
+        )
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    """One webhook's worth of alerts: an Alertmanager group, or one Sentry event."""
+
+    source: Source
+    group_key: str
+    status: Status
+    alerts: tuple[Alert, ...]
+    group_labels: Mapping[str, str] = field(default_factory=dict)
+    common_labels: Mapping[str, str] = field(default_factory=dict)
+    common_annotations: Mapping[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    receiver: str = ""
+    truncated_alerts: int = 0
+
+
+@dataclass(frozen=True)
+class SeverityDecision:
+    severity: Severity
+    reason: str
+    defaulted: bool = False
+
+
+@dataclass(frozen=True)
+class RoutedAlert:
+    alert: Alert
+    severity: SeverityDecision
+    routes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a message is for: a person or a Slack channel, with the address to use."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class AckRef:
+    """How the recipient of a firing message acknowledges it (receiver.ack.flow)."""
+
+    code: str  # the group's code for an `ACK <code>` SMS reply
+    token: str  # signed and expiring: Slack button value, email link, call-back
+    public_url: str  # where Twilio and browsers reach the router
+
+    @property
+    def link(self) -> str:
+        """The email link: GET shows a confirmation page, only its POST acknowledges."""
+        return f"{self.public_url}/ack/{self.token}"
+
+    @property
+    def voice_action(self) -> str:
+        """Where Twilio posts the key pressed during the call (`<Gather action>`)."""
+        return f"{self.public_url}/webhooks/twilio/voice?token={self.token}"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to one recipient on one channel, for a set of alerts of one group."""
+
+    key: str
+    channel: Channel
+    recipient: Recipient
+    severity: Severity
+    route: str
+    group: AlertGroup
+    alerts: tuple[Alert, ...]
+    level: int = 0
+    # Per-route text overrides (receiver.messages.templates.TEMPLATE_KEYS -> Jinja2 source).
+    templates: Mapping[str, str] = field(default_factory=dict)
+    # Set on firing messages when acknowledgement is configured.
+    ack: AckRef | None = None
+    # Keys of this same message at a more urgent severity: if one was delivered, this one was too
+    # (a group is re-paged only when its severity goes up).
+    covered_by: tuple[str, ...] = ()
+    # Derived from `alerts` once, at construction: every renderer asks several times per message
+    # (cached_property would lock on each first access, which costs more than the split).
+    firing: tuple[Alert, ...] = field(init=False, repr=False, compare=False)
+    resolved: tuple[Alert, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        firing = tuple(a for a in self.alerts if a.status is Status.FIRING)
+        resolved = tuple(a for a in self.alerts if a.status is Status.RESOLVED)
+        object.__setattr__(self, "firing", firing)
+        object.__setattr__(self, "resolved", resolved)
+
+    @property
+    def status(self) -> Status:
+        return Status.FIRING if self.firing else Status.RESOLVED
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One acknowledgement of a group: who, how, from when until when."""
+
+    group: str
+    by: str
+    channel: Channel
+    level: int
+    at: datetime
+    until: datetime
+    token: str = ""  # signature of the token used; "" for an SMS code
+    silence_id: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return self.at <= now < self.until
+
+
+@dataclass(frozen=True)
+class GroupMemory:
+    """What the shared store remembers of a group's current firing spell."""
+
+    # The spell's id (its earliest firing start when first paged), part of every idempotency key,
+    # so the same group firing again after it resolved is a new incident.
+    spell: str
+    first_paged: datetime  # escalation is counted from here
+    paged: frozenset[str] = frozenset()  # "<level>:<person>" for every page delivered
+    resolved: bool = False  # its resolved notices went out: the next firing is a new spell
+
+    def was_paged(self, person: str, up_to_level: int) -> bool:
+        return any(f"{level}:{person}" in self.paged for level in range(up_to_level + 1))

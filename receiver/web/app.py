@@ -1,0 +1,354 @@
+"""The aiohttp application: routes, request ids, JSON errors, one handler per source."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from receiver.ack.store import AlertmanagerStore
+from receiver.delivery.fanout import Report
+from receiver.delivery.forward import ForwardError, forward, postable_alerts
+from receiver.model import AlertGroup, Source
+from receiver.routing.plan import Plan
+from receiver.sources import PayloadError, alertmanager, sentry
+from receiver.web import auth
+from receiver.web.callbacks import email as email_callbacks
+from receiver.web.callbacks import slack as slack_callbacks
+from receiver.web.callbacks import twilio as twilio_callbacks
+from receiver.web.logs import request_id
+from receiver.web.service import SERVICE, SenderFactory, Service
+
+log = logging.getLogger("receiver.app")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class ClientError(Exception):
+    """A request we refuse: becomes a JSON error with this status, never a 500."""
+
+    def __init__(self, status: int, error: str, detail: str, outcome: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.outcome = outcome
+
+
+# Sentry gives up on a webhook after 1 s; forwarding must answer well within that.
+SENTRY_FORWARD_TIMEOUT = 0.7
+# Reading or writing acknowledgements; a webhook escalates without them past this.
+ACK_STORE_TIMEOUT = 2.0
+
+
+def create_app(service: Service, sender_factory: SenderFactory | None = None) -> web.Application:
+    """The service; with a sender factory, vendor senders share one ClientSession."""
+    app = web.Application(
+        client_max_size=service.config.limits.max_body_bytes,
+        middlewares=[_request_context],
+    )
+    app[SERVICE] = service
+    service.sender_factory = sender_factory
+
+    async def client_session(app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=200, limit_per_host=50)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            service.session = session
+            am_url = service.settings.alertmanager_url
+            if service.ack_enabled and am_url and not service.dry_run:
+                service.store = AlertmanagerStore(session, am_url, ACK_STORE_TIMEOUT)
+            if sender_factory is not None:
+                service.senders = sender_factory(session)
+                service.deliverer.senders = service.senders
+            yield
+            service.session = None
+            service.store = None
+
+    app.cleanup_ctx.append(client_session)
+    app.router.add_post("/webhooks/alertmanager", _alertmanager)
+    app.router.add_post("/webhooks/sentry", _sentry)
+    app.router.add_post("/webhooks/sentry/legacy/{token}", _sentry_legacy)
+    twilio_callbacks.add_routes(app)
+    slack_callbacks.add_routes(app)
+    email_callbacks.add_routes(app)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/-/healthy", _healthy)
+    app.router.add_get("/-/ready", _ready)
+    app.on_shutdown.append(_drain)
+    return app
+
+
+def _json_error(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+@web.middleware
+async def _request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    # 16 random hex digits, as uuid4().hex[:16] gave, for a third of the cost.
+    rid = given if given and _REQUEST_ID.fullmatch(given) else os.urandom(8).hex()
+    token = request_id.set(rid)
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        # aiohttp's own 404/405/413 become JSON like every other error.
+        if e.status < 400:
+            raise
+        # Every refusal leaves a log line; the redactor removes a legacy token from the path.
+        log.warning(
+            "request refused",
+            extra={"status": e.status, "method": request.method, "path": request.path[:200]},
+        )
+        response = _json_error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
+        if e.status == 405:
+            response.headers["Allow"] = e.headers.get("Allow", "")
+    finally:
+        request_id.reset(token)
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
+async def _read_json(request: web.Request, service: Service) -> tuple[bytes, Any]:
+    """Size check before reading, content type, then JSON: each with its own 4xx."""
+    limit = service.config.limits.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ClientError(413, "too_large", f"body over {limit} bytes", "too_large")
+    if request.content_type not in ("application/json", "text/json"):
+        raise ClientError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type application/json, got {request.content_type!r}",
+            "unsupported_media_type",
+        )
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ClientError(413, "too_large", f"body over {limit} bytes", "too_large") from None
+    except RequestPayloadError as e:
+        # e.g. a Content-Encoding: gzip body that is not gzip
+        raise ClientError(400, "invalid_body", f"cannot read body: {e}"[:200], "invalid") from None
+    return raw, _decode(raw)
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    # ValueError covers JSONDecodeError, bad UTF-8 and integers over Python's digit limit.
+    except (ValueError, RecursionError) as e:
+        raise ClientError(400, "invalid_json", f"body is not JSON: {e}"[:200], "invalid") from None
+
+
+async def _handle(
+    request: web.Request,
+    source: Source,
+    work: Callable[[Service], Awaitable[web.Response]],
+) -> web.Response:
+    service = request.app[SERVICE]
+    started = time.perf_counter()
+    try:
+        response = await work(service)
+    except ClientError as e:
+        log.warning(
+            "webhook refused",
+            extra={
+                "source": source.value,
+                "status": e.status,
+                "error": e.error,
+                "detail": e.detail,
+            },
+        )
+        service.metrics.webhooks.labels(source.value, e.outcome).inc()
+        response = _json_error(e.status, e.error, e.detail)
+    except PayloadError as e:
+        log.warning(
+            "webhook refused",
+            extra={
+                "source": source.value,
+                "status": 400,
+                "error": "invalid_payload",
+                "detail": str(e),
+            },
+        )
+        service.metrics.webhooks.labels(source.value, "invalid").inc()
+        response = _json_error(400, "invalid_payload", str(e))
+    finally:
+        duration = service.metrics.series(service.metrics.webhook_duration, source.value)
+        duration.observe(time.perf_counter() - started)
+    return response
+
+
+async def _alertmanager(request: web.Request) -> web.Response:
+    async def work(service: Service) -> web.Response:
+        token = service.settings.receiver_auth_token
+        if token and not auth.bearer_ok(request.headers.get("Authorization"), token):
+            raise ClientError(401, "unauthorized", "missing or wrong bearer token", "unauthorized")
+        _, body = await _read_json(request, service)
+        group = alertmanager.parse(body)
+        result = service.plan(group, await service.acks_for(group))
+        report = await service.deliver(result)
+        return _reply(service, Source.ALERTMANAGER, result, report)
+
+    return await _handle(request, Source.ALERTMANAGER, work)
+
+
+def _reply(service: Service, source: Source, result: Plan, report: Report) -> web.Response:
+    outcome = "retry" if report.needs_retry else "accepted"
+    service.metrics.series(service.metrics.webhooks, source.value, outcome).inc()
+    body = {
+        "status": outcome,
+        "alerts": len(result.alerts),
+        "notifications": [
+            {
+                "channel": r.notification.channel.value,
+                "to": r.notification.recipient.name,
+                "outcome": r.outcome.value,
+                **({"reason": r.reason} if r.reason else {}),
+            }
+            for r in report.results
+        ],
+    }
+    log.info(
+        "webhook handled",
+        extra={
+            "source": source.value,
+            "group_key": result.group.group_key,
+            "alerts": len(result.alerts),
+            "outcome": outcome,
+            "notifications": len(report.results),
+            # Why an escalation step paged nobody, when it did not.
+            "acknowledged_by": result.acknowledged.by if result.acknowledged else None,
+        },
+    )
+    # 503 makes Alertmanager retry; delivered targets are not paged twice (dedupe).
+    return web.json_response(body, status=503 if report.needs_retry else 200)
+
+
+async def _sentry(request: web.Request) -> web.Response:
+    async def work(service: Service) -> web.Response:
+        body = await _read_json_signed(request, service)
+        resource = request.headers.get("Sentry-Hook-Resource")
+        if resource is None and not service.dry_run:
+            raise ClientError(
+                400,
+                "invalid_payload",
+                "missing Sentry-Hook-Resource header "
+                "(the legacy plugin posts to /webhooks/sentry/legacy/<token>)",
+                "invalid",
+            )
+        group = sentry.parse(resource, body, service.config.sentry.issues)
+        return await _accept_sentry(service, group)
+
+    return await _handle(request, Source.SENTRY, work)
+
+
+async def _read_json_signed(request: web.Request, service: Service) -> Any:
+    secret = service.settings.sentry_client_secret
+    if not secret and not service.dry_run:
+        raise ClientError(
+            401, "unauthorized", "SENTRY_CLIENT_SECRET is not configured", "unauthorized"
+        )
+    raw, body = await _read_json(request, service)
+    if secret and not auth.sentry_signature_ok(
+        raw, request.headers.get("Sentry-Hook-Signature"), secret
+    ):
+        raise ClientError(
+            401, "unauthorized", "bad or missing Sentry-Hook-Signature", "unauthorized"
+        )
+    return body
+
+
+async def _sentry_legacy(request: web.Request) -> web.Response:
+    async def work(service: Service) -> web.Response:
+        expected = service.config.sentry.legacy_token
+        if expected:
+            if not auth.token_ok(request.match_info["token"], expected):
+                raise ClientError(401, "unauthorized", "wrong token in URL", "unauthorized")
+        elif not service.dry_run:
+            raise ClientError(
+                401, "unauthorized", "sentry.legacy_token is not configured", "unauthorized"
+            )
+        _, body = await _read_json(request, service)
+        return await _accept_sentry(service, sentry.parse(None, body, service.config.sentry.issues))
+
+    return await _handle(request, Source.SENTRY, work)
+
+
+async def _accept_sentry(service: Service, group: AlertGroup | None) -> web.Response:
+    """Sentry wants an answer within 1 s: forward to Alertmanager, or deliver in a tracked task."""
+    if group is None:
+        service.metrics.webhooks.labels(Source.SENTRY.value, "ignored").inc()
+        return web.json_response({"status": "ignored"}, status=202)
+    result = service.plan(group)
+    service.metrics.webhooks.labels(Source.SENTRY.value, "accepted").inc()
+    am_url = service.settings.alertmanager_url
+    if am_url and service.session is not None and not service.dry_run:
+        alerts = postable_alerts(result, service.clock(), service.config.delivery.sentry_alert_ttl)
+        try:
+            await forward(service.session, am_url, alerts, SENTRY_FORWARD_TIMEOUT)
+        except ForwardError as e:
+            log.warning(
+                "forwarding to Alertmanager failed; delivering directly",
+                extra={"detail": str(e), "group_key": group.group_key},
+            )
+        else:
+            log.info(
+                "sentry event forwarded to Alertmanager",
+                extra={"group_key": group.group_key, "alerts": len(alerts)},
+            )
+            return web.json_response({"status": "forwarded", "alerts": len(alerts)}, status=202)
+    task = asyncio.create_task(_deliver_in_background(service, result))
+    service.tasks.add(task)
+    task.add_done_callback(service.tasks.discard)
+    return web.json_response({"status": "accepted", "alerts": len(result.alerts)}, status=202)
+
+
+async def _deliver_in_background(service: Service, result: Plan) -> None:
+    # Nobody upstream retries a Sentry event, so it gets a longer deadline than a webhook.
+    report = await service.deliver(result, service.config.delivery.background_deadline)
+    log.info(
+        "sentry event delivered",
+        extra={
+            "group_key": result.group.group_key,
+            "outcomes": [r.outcome.value for r in report.results],
+        },
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    registry: CollectorRegistry = request.app[SERVICE].metrics.registry
+    response = web.Response(body=generate_latest(registry))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response
+
+
+async def _healthy(request: web.Request) -> web.Response:
+    del request
+    return web.json_response({"status": "healthy"})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    if not service.ready:
+        return web.json_response({"status": "shutting down"}, status=503)
+    return web.json_response({"status": "ready", "config": service.config.path})
+
+
+async def _drain(app: web.Application) -> None:
+    """Shutdown waits for background deliveries (bounded by the delivery deadline)."""
+    service = app[SERVICE]
+    service.ready = False
+    if service.tasks:
+        await asyncio.wait(set(service.tasks), timeout=service.config.delivery.deadline + 1)
