@@ -65,6 +65,7 @@ class Options:
     soak: int
     warmup: int
     timeout: float
+    redis: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -78,6 +79,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--soak", type=int, help="router soak requests (100000; quick 2000)")
     parser.add_argument("--warmup", type=int, help="warm-up requests per service (1000; quick 200)")
     parser.add_argument("--timeout", type=float, default=1800, help="abort after this many s")
+    parser.add_argument(
+        "--redis", action="store_true", help="the router's store in a local redis-server"
+    )
     args = parser.parse_args(argv)
 
     def pick(value: T | None, full: T, quick: T) -> T:
@@ -90,6 +94,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         soak=pick(args.soak, 100_000, 2_000),
         warmup=pick(args.warmup, 1_000, 200),
         timeout=args.timeout,
+        redis=args.redis,
     )
     if options.requests < 2 or min(options.concurrency, options.soak) < 1 or options.warmup < 0:
         parser.error("--requests must be at least 2, --concurrency and --soak 1, --warmup 0")
@@ -257,6 +262,28 @@ async def measure(options: Options, log_dir: Path) -> int:
     return 1 if failures or ratio is None else 0
 
 
+# Started through the interpreter, so Child can supervise it like the others: no persistence.
+REDIS_SERVER = (
+    "import os, sys; os.execvp('redis-server', ['redis-server', '--port', sys.argv[1], "
+    "'--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])"
+)
+
+
+async def _wait_for_port(port: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
 async def _measure(
     options: Options, log_dir: Path, children: list[Child], failures: list[str]
 ) -> float:
@@ -269,6 +296,19 @@ async def _measure(
     children.append(fake)
     ports: dict[str, int] = (await fake.ready_line(seconds=20))["ports"]
     env = vendor_env(ports)
+    if options.redis:
+        redis_port = free_port()
+        redis = await Child.start(
+            "redis",
+            ["-c", REDIS_SERVER, str(redis_port)],
+            os.environ,
+            log_dir,
+            reports_ready=False,
+        )
+        children.append(redis)
+        await _wait_for_port(redis_port)
+        env = {**env, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    say(f"store: {'Redis (one local redis-server)' if options.redis else 'in the process'}")
     say(f"routing: {ROUTING.relative_to(REPO)}, critical route -> {', '.join(FAN_OUT)}")
     # Loaded as the router will load it: a file the router would refuse fails here, named.
     config = load_config(ROUTING, env)

@@ -36,7 +36,9 @@ REF = AckRef("BEYC2", "eyJncm91cCI6IjEifQ.c2lnbmF0dXJl", "https://oncall.example
 
 def with_ack(channel: Channel, name: str = "alertmanager-firing-critical.json") -> Notification:
     group = alertmanager.parse(fixture(name))
-    n = next(n for n in plan(CONFIG, group, NOW).notifications if n.channel is channel)
+    n = next(
+        n for n in plan(CONFIG, group, NOW, remembered=False).notifications if n.channel is channel
+    )
     return dataclasses.replace(n, ack=REF)
 
 

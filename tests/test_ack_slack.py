@@ -499,8 +499,9 @@ async def test_acknowledged_group_pages_nobody_new_until_it_expires(live: Stack)
 
     live.clock.offset = timedelta(minutes=16)  # past the 15-minute step to the secondary
     answer = await live.page(DISK_FULL, page.started)
-    assert all(n["outcome"] != "delivered" for n in answer["notifications"]), answer
-    assert (len(live.pages()), len(live.slack.requests_to("/api/"))) == sent
+    delivered = {n["channel"] for n in answer["notifications"] if n["outcome"] == "delivered"}
+    assert delivered <= {"slack"}, answer  # nobody paged; the channel hears of the ack
+    assert len(live.pages()) == sent[0]
 
     live.clock.offset = timedelta(minutes=50)  # the acknowledgement ran out 20 minutes ago
     await live.page(DISK_FULL, page.started)

@@ -44,7 +44,7 @@ def setup(fake: FakeSlack, session: aiohttp.ClientSession) -> tuple[Config, Slac
 def slack_notification(
     config: Config, name: str = "alertmanager-firing-critical.json"
 ) -> Notification:
-    result = plan(config, alertmanager.parse(fixture(name)), NOW)
+    result = plan(config, alertmanager.parse(fixture(name)), NOW, remembered=False)
     return next(n for n in result.notifications if n.channel is Channel.SLACK)
 
 
@@ -130,7 +130,7 @@ def storm(count: int) -> Notification:
         group_labels={"alertname": "PodCrashLooping"},
         external_url="http://am:9093",
     )
-    return plan(shipped_config(), group, NOW).notifications[0]
+    return plan(shipped_config(), group, NOW, remembered=False).notifications[0]
 
 
 async def test_storm_is_one_message_within_limits(

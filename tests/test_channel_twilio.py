@@ -48,7 +48,9 @@ RESOURCE = {Channel.SMS: "Messages.json", Channel.CALL: "Calls.json"}
 
 def planned(group: AlertGroup, channel: Channel) -> Notification:
     """The first notification on `channel` that the shipped routing file plans for `group`."""
-    return next(n for n in plan(CONFIG, group, NOW).notifications if n.channel is channel)
+    return next(
+        n for n in plan(CONFIG, group, NOW, remembered=False).notifications if n.channel is channel
+    )
 
 
 def critical(channel: Channel) -> Notification:
@@ -453,14 +455,13 @@ def _call_variants() -> list[Notification]:
     )
     plain = [
         n,
-        planned(parse(fixture("alertmanager-resolved.json")), Channel.CALL),
         storm(Channel.CALL),
         *(dataclasses.replace(n, templates={"call": text}) for text in overrides),
     ]
     return plain + [dataclasses.replace(v, ack=ACK_REF) for v in plain]
 
 
-@pytest.mark.parametrize("index", range(12))
+@pytest.mark.parametrize("index", range(10))
 def test_twiml_is_what_voice_response_writes(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
     n = _call_variants()[index]
     ours = twiml(n, TZ)

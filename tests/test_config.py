@@ -239,3 +239,25 @@ def test_env_reference_reads_name_file(tmp_path: Path) -> None:
         f"slack.alerts.webhook_url: ALERTS_URL_FILE: cannot read {tmp_path / 'nope'}: "
         "No such file or directory"
     ]
+
+
+def test_route_change_and_resolved_options(tmp_path: Path) -> None:
+    """`repage_on_new_alerts` and `resolved` are read; by default no re-page, no resolved call."""
+    default = load_config(write(tmp_path, MINIMAL), {}).routes[0]
+    assert not default.repage_on_new_alerts
+    assert default.resolved_channels == {Channel.SLACK, Channel.SMS, Channel.EMAIL}
+    chosen = MINIMAL.replace(
+        "  - name: all\n", "  - name: all\n    repage_on_new_alerts: true\n    resolved: [slack]\n"
+    )
+    route = load_config(write(tmp_path, chosen), {}).routes[0]
+    assert route.repage_on_new_alerts
+    assert route.resolved_channels == {Channel.SLACK}
+
+
+def test_a_resolved_call_is_refused(tmp_path: Path) -> None:
+    """Nobody is phoned to be told that it resolved: `check` says so, at its line."""
+    text = MINIMAL.replace("  - name: all\n", "  - name: all\n    resolved: [sms, call]\n")
+    path = write(tmp_path, text)
+    assert problems(path) == [
+        f"{path}:9: routes[0].resolved[1]: resolved notices are never phone calls (use sms)"
+    ]

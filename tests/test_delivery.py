@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from tests.fakes.sendgrid import TEST_API_KEY
 from tests.fakes.slack import TEST_BOT_TOKEN
 from tests.fakes.twilio import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.helpers import (
+    NOW,
     WEBHOOK_PATH,
     config_for,
     dry_run_router,
@@ -124,14 +126,14 @@ async def test_ha_pair_posting_at_once_pages_once(stack: Stack) -> None:
 
 
 async def test_resolved_is_a_new_message(stack: Stack) -> None:
-    """The resolved notice is not a duplicate of the page: everyone paged hears of it.
-
-    The group lasted 29 minutes, so the secondary had been paged too and hears of it as well.
-    """
+    """The resolved notice is not a duplicate of the page: everyone paged hears of it, by SMS
+    and email, never by a call. Only level 0 was paged (escalation counts from the first page),
+    so only level 0 hears of it."""
     await stack.post("alertmanager-firing-critical.json")
+    assert stack.sent() == {"slack": 1, "sms": 1, "call": 1, "email": 2}
     status, _ = await stack.post("alertmanager-resolved.json")
     assert status == 200
-    assert stack.sent() == {"slack": 2, "sms": 3, "call": 3, "email": 4}
+    assert stack.sent() == {"slack": 2, "sms": 2, "call": 1, "email": 4}
 
 
 async def test_503_then_retry_resends_only_failed_targets(stack: Stack) -> None:
@@ -291,3 +293,25 @@ async def test_a_stuck_attempt_is_retried_within_the_deadline(stack: Stack) -> N
     assert status == 200
     assert {n["outcome"] for n in body["notifications"]} == {"delivered"}
     assert time.monotonic() - started < 2.0  # deadline 2 s: one stuck attempt of 1 s, one retry
+
+
+async def test_the_slack_message_follows_the_group(stack: Stack) -> None:
+    """A Web API channel gets one message per group: later changes edit it (chat.update), and
+    an escalation is said in its thread; people are not paged again for the edits."""
+    await stack.post("alertmanager-firing-critical.json")
+    [top] = stack.slack.history("C0INCIDENTS")
+    ts = top["ts"]
+    assert "Resolved" not in json.dumps(top)
+    pages = stack.sent()["sms"], stack.sent()["call"]
+
+    stack.service.clock = lambda: NOW + timedelta(minutes=16)  # past the secondary's step
+    assert (await stack.post("alertmanager-firing-critical.json"))[0] == 200
+    [reply] = stack.slack.thread("C0INCIDENTS", ts)
+    assert reply["text"].startswith("Escalated to level 1: paging ")
+
+    assert (await stack.post("alertmanager-resolved.json"))[0] == 200
+    assert [m["ts"] for m in stack.slack.history("C0INCIDENTS")] == [ts]  # still one message
+    assert "Resolved" in json.dumps(stack.slack.message("C0INCIDENTS", ts))
+    assert [u["ts"] for u in stack.slack.updates()] == [ts, ts]
+    # The secondary was paged once at level 1; the edits paged nobody.
+    assert stack.sent()["call"] == pages[1] + 1

@@ -68,6 +68,8 @@ DESIGN_SECRETS = (
 DESIGN_PLAIN = ("ALERTMANAGER_URL", "PUBLIC_URL", "LOG_LEVEL")
 # Vendor endpoint overrides (proxies, tests): the defaults are right in a cluster.
 VENDOR_URL_OVERRIDES = ("SLACK_API_URL", "TWILIO_API_URL", "SENDGRID_API_URL")
+# The base's own Redis, reached without a password (its NetworkPolicy admits only the router).
+STORE_PLAIN = ("REDIS_URL",)
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
@@ -579,7 +581,7 @@ def routing_env_refs() -> set[str]:
 def test_every_setting_is_wired(objects: list[Obj]) -> None:
     """Each DESIGN §3 variable reaches the container: secrets only from the Secret."""
     settings = {f.name.upper() for f in fields(Settings)}
-    assert settings == {*DESIGN_SECRETS, *DESIGN_PLAIN, *VENDOR_URL_OVERRIDES}, (
+    assert settings == {*DESIGN_SECRETS, *DESIGN_PLAIN, *VENDOR_URL_OVERRIDES, *STORE_PLAIN}, (
         "a setting was added or renamed: wire it in deploy/k8s and update this test"
     )
     sources = env_sources(objects)
@@ -593,6 +595,8 @@ def test_every_setting_is_wired(objects: list[Obj]) -> None:
         assert sources[name][0] == "configmap", (name, sources[name])
     for name in VENDOR_URL_OVERRIDES:
         assert name not in sources  # the vendors' real endpoints
+    for name in STORE_PLAIN:
+        assert sources[name][0] == "value", (name, sources[name])
     # ${NAME} in the routing file is expanded from the environment only (no NAME_FILE form).
     for name in routing_env_refs():
         assert name in sources, f"routing.yaml's ${{{name}}} is not wired"

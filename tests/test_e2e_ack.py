@@ -78,7 +78,11 @@ async def test_sms_ack_survives_a_restart_and_resolved_reaches_slack(
     t0 = time.monotonic()
 
     def slack_texts() -> list[str]:
-        return [r.json()["text"] for r in fake_slack.requests_to("/api/chat.postMessage")]
+        """Each post and edit of the channel's message (the group's message follows it)."""
+        api = fake_slack.requests_to("/api/chat.postMessage") + fake_slack.requests_to(
+            "/api/chat.update"
+        )
+        return [r.json()["text"] for r in api]
 
     def status() -> str:
         return (

@@ -6,6 +6,7 @@ written in UTC (or with an explicit offset) so a DST mistake cannot cancel itsel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,9 @@ import pytest
 from receiver.cli.main import main
 from receiver.config.load import load_config
 from receiver.config.types import Config
-from receiver.model import Alert, AlertGroup, Source, Status
+from receiver.model import Alert, AlertGroup, GroupMemory, Source, Status
 from receiver.routing.oncall import escalation_level, in_window, on_call, shift
-from receiver.routing.plan import ladder, plan
+from receiver.routing.plan import ladder, ladder_start, plan
 from tests.helpers import ROUTING
 
 LONDON = ZoneInfo("Europe/London")
@@ -355,6 +356,8 @@ routes:
 """
 )
 START = utc("2026-03-16T10:00")  # a Monday: primary bob, secondary carol
+# The store remembers the group as first paged at START: its ladder counts from there.
+PAGED = GroupMemory("spell", START)
 
 
 @pytest.mark.parametrize(
@@ -374,7 +377,7 @@ def test_escalation_edges(tmp_path: Path, age: timedelta, level: int, paged: set
     config = load(tmp_path, LADDER)
     route = config.routes[0]
     assert escalation_level(route, age.total_seconds()) == level
-    result = plan(config, group(firing(START)), START + age)
+    result = plan(config, group(firing(START)), START + age, memory=PAGED)
     assert max(n.level for n in result.notifications) == level
     assert {n.recipient.name for n in result.notifications} == paged
 
@@ -393,16 +396,20 @@ def test_age_counts_from_the_earliest_firing_alert(tmp_path: Path) -> None:
     )
     new = firing(START - timedelta(minutes=10), "new")
     route = config.routes[0]
-    where = ladder(route, (old, new), START)
+    # Only when the store cannot say when the group was first paged does `startsAt` count.
+    start = ladder_start(group(old, new), None, START, remembered=False)
+    where = ladder(route, (old, new), start, START)
     assert (where.start, where.age, where.level) == (new.starts_at, 600.0, 0)
-    assert {n.level for n in plan(config, group(old, new), START).notifications} == {0}
+    levels = plan(config, group(old, new), START, remembered=False).notifications
+    assert {n.level for n in levels} == {0}
     # Had the old one still been firing, the group would be 40 minutes into its ladder.
     still = firing(START - timedelta(minutes=40), "old")
-    assert ladder(route, (still, new), START).level == 2
+    start = ladder_start(group(still, new), None, START, remembered=False)
+    assert ladder(route, (still, new), start, START).level == 2
 
 
 def keys(config: Config, g: AlertGroup, at: datetime) -> set[str]:
-    return {n.key for n in plan(config, g, at).notifications}
+    return {n.key for n in plan(config, g, at, memory=PAGED).notifications}
 
 
 def test_resends_within_a_level_do_not_repage(tmp_path: Path) -> None:
@@ -412,7 +419,7 @@ def test_resends_within_a_level_do_not_repage(tmp_path: Path) -> None:
     g = group(firing(START))
     first = keys(config, g, START + timedelta(minutes=1))
     assert keys(config, g, START + timedelta(minutes=14)) == first
-    at_15 = plan(config, g, START + timedelta(minutes=15))
+    at_15 = plan(config, g, START + timedelta(minutes=15), memory=PAGED)
     fresh = {n.key for n in at_15.notifications} - first
     assert first < {n.key for n in at_15.notifications}
     assert {(n.level, n.recipient.name) for n in at_15.notifications if n.key in fresh} == {
@@ -439,7 +446,7 @@ def new_pages(
     seen = set() if seen is None else seen
     out = []
     for m in minutes:
-        notifications = plan(config, g, START + timedelta(minutes=m)).notifications
+        notifications = plan(config, g, START + timedelta(minutes=m), memory=PAGED).notifications
         out.append({(n.level, n.recipient.name) for n in notifications if n.key not in seen})
         seen |= {n.key for n in notifications}
     return out
@@ -460,9 +467,9 @@ def test_repeat_repages_the_current_level_once_per_period(tmp_path: Path) -> Non
         set(),
     ]
     seen = keys(config, g, START + timedelta(minutes=26))
-    assert {(n.level, n.recipient.name) for n in plan(config, g, START).notifications} == {
-        (0, "alice")
-    }
+    assert {
+        (n.level, n.recipient.name) for n in plan(config, g, START, memory=PAGED).notifications
+    } == {(0, "alice")}
     assert new_pages(config, g, [30, 34, 35, 44, 45], seen) == [
         set(),
         set(),
@@ -589,12 +596,16 @@ def test_resolved_reaches_every_level_reached_at_resolution(tmp_path: Path) -> N
     start = utc("2026-03-16T08:50")
     end = start + timedelta(minutes=35)
     alert = firing(start)
-    paged = plan(config, group(alert), end - timedelta(seconds=1)).notifications
+    spell = GroupMemory("spell", start)
+    paged = plan(config, group(alert), end - timedelta(seconds=1), memory=spell).notifications
     assert [(n.level, n.recipient.name) for n in paged] == [(0, "alice"), (1, "carol"), (2, "dave")]
     resolved = Alert(
         alert.source, Status.RESOLVED, alert.labels, {}, start, alert.fingerprint, ends_at=end
     )
-    notices = plan(config, group(resolved), start + timedelta(hours=2)).notifications
+    spell = dataclasses.replace(
+        spell, paged=frozenset(f"{n.level}:{n.recipient.name}" for n in paged)
+    )
+    notices = plan(config, group(resolved), start + timedelta(hours=2), memory=spell).notifications
     assert [(n.level, n.recipient.name, n.status) for n in notices] == [
         (0, "alice", Status.RESOLVED),
         (1, "carol", Status.RESOLVED),

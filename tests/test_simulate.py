@@ -70,10 +70,12 @@ def test_critical_weekday_timeline(
         ("email", "carol"),
         ("email", "erin"),
     }
-    assert paged(steps["+15m"]) == {("sms", secondary), ("call", secondary)}
-    assert paged(steps["+30m"]) == {("sms", "carol"), ("call", "carol")}
-    assert paged(steps["+1h"]) == {("sms", "erin"), ("call", "erin")}
-    assert paged(steps["+2h"]) == {("sms", "frank"), ("call", "frank")}
+    # The incidents channel hears of each escalation (its message is edited, and says so).
+    slack = ("slack", "#incidents")
+    assert paged(steps["+15m"]) == {slack, ("sms", secondary), ("call", secondary)}
+    assert paged(steps["+30m"]) == {slack, ("sms", "carol"), ("call", "carol")}
+    assert paged(steps["+1h"]) == {slack, ("sms", "erin"), ("call", "erin")}
+    assert paged(steps["+2h"]) == {slack, ("sms", "frank"), ("call", "frank")}
     day = at[:10]
     assert re.search(rf"^\+15m\s+\w{{3}} {day} 10:15 GMT  critical level 1$", out, re.M)
     assert re.search(rf"^\+2h\s+\w{{3}} {day} 12:00 GMT  critical level 4$", out, re.M)
@@ -98,6 +100,7 @@ def test_handoff_during_escalation_pages_the_incoming_secondary(
         ("call", "bob"),
     }
     assert {(p["channel"], p["recipient"]) for p in timeline[1]["pages"]} == {
+        ("slack", "incidents"),
         ("sms", "alice"),
         ("call", "alice"),
     }
@@ -156,7 +159,8 @@ def test_json_structure(capsys: pytest.CaptureFixture[str]) -> None:
         "name": "Alice Archer",
     }
     keys = [p["key"] for s in timeline for p in s["pages"]]
-    assert len(keys) == len(set(keys)) == 13  # 5 at level 0, then 2 per step
+    # 5 at level 0, then per step 2 pages and the channel's note of the escalation.
+    assert len(keys) == len(set(keys)) == 17
     assert all(s["skipped"] == [] and s["notes"] == [] for s in timeline)
 
 
@@ -191,7 +195,7 @@ def test_default_severity_is_explained(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     assert "Severity: high (no severity label (severity, priority); default high)" in out
     assert paged(blocks(out)["+0m"]) == {("slack", "#alerts"), ("email", "alice")}
-    assert paged(blocks(out)["+1h"]) == {("sms", "alice"), ("email", "bob")}
+    assert paged(blocks(out)["+1h"]) == {("slack", "#alerts"), ("sms", "alice"), ("email", "bob")}
 
 
 def test_repeat_rounds_and_notes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -171,7 +171,8 @@ def _page(
 ) -> Page | None:
     """The group as a page (to `person` if `only_mine`), or None if it pages nobody so."""
     config = service.config
-    result = plan(config, group, now)
+    # As if nothing were remembered: anyone the ladder could have reached by now may reply.
+    result = plan(config, group, now, remembered=False)
     routes = {r.name: r for r in config.routes}
     mine = [
         n

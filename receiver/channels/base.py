@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
-from receiver.model import Notification
+from receiver.model import Notification, SlackRef
 
 DETAIL_LIMIT = 200
 
@@ -37,9 +37,13 @@ class DeliveryError(Exception):
 
 
 class Sender(Protocol):
-    """Renders and sends one notification; raises DeliveryError on failure."""
+    """Renders and sends one notification; raises DeliveryError on failure.
 
-    async def send(self, notification: Notification) -> None: ...
+    Returns the Slack message it posted or updated through the Web API (which a later change of
+    the group edits), else None.
+    """
+
+    async def send(self, notification: Notification) -> SlackRef | None: ...
 
 
 def reason_for_status(status: int) -> str:

@@ -18,7 +18,7 @@ from receiver.channels.base import DeliveryError, reason_for_status, retry_after
 from receiver.config.settings import Settings
 from receiver.config.types import Acknowledgement, SlackDestination
 from receiver.messages import render, templates
-from receiver.model import Alert, Notification, Severity, Status
+from receiver.model import Alert, Notification, Severity, SlackRef, Status
 
 _EMOJI = {
     Severity.CRITICAL: ":rotating_light:",
@@ -51,6 +51,8 @@ _RETRYABLE_ERRORS = {
     "request_timeout",
     "service_unavailable",
 }
+# chat.update cannot edit this message any more: post a new one.
+_GONE = {"message_not_found", "cant_update_message", "channel_not_found", "is_inactive"}
 _AUTH_ERRORS = {
     "invalid_auth",
     "not_authed",
@@ -78,16 +80,37 @@ class SlackSender:
         self.destinations = destinations
         self.silence_for = silence_for
 
-    async def send(self, n: Notification) -> None:
+    async def send(self, n: Notification) -> SlackRef | None:
         message = build_message(
             n, self.tz, self.settings.alertmanager_url, silence_for=self.silence_for
         )
         destination = self.destinations.get(n.recipient.address)
         if destination is not None and destination.webhook_url:
+            # An incoming webhook cannot edit what it posted: each change is a new message.
             await self._webhook(destination.webhook_url, message)
-        else:
-            channel = destination.channel if destination else n.recipient.address
-            await self._post_message({"channel": channel, **message})
+            return None
+        if n.follows is not None:
+            followed = await self._follow(n, n.follows, message)
+            if followed is not None:
+                return followed
+        channel = destination.channel if destination else n.recipient.address
+        answer = await self._call("chat.postMessage", {"channel": channel, **message})
+        return SlackRef(str(answer.get("channel", channel)), str(answer.get("ts", "")), n.stage)
+
+    async def _follow(
+        self, n: Notification, ref: SlackRef, message: dict[str, Any]
+    ) -> SlackRef | None:
+        """Edit the group's message; say in its thread what changed. None: post a new one."""
+        try:
+            await self._call("chat.update", {"channel": ref.channel, "ts": ref.ts, **message})
+        except DeliveryError as e:
+            if e.detail.removeprefix("slack: ") in _GONE:
+                return None  # deleted, or not ours to edit: a new message instead
+            raise
+        if n.stage_text and n.stage != ref.stage:
+            reply = {"channel": ref.channel, "thread_ts": ref.ts, "text": _escape(n.stage_text)}
+            await self._call("chat.postMessage", reply)
+        return SlackRef(ref.channel, ref.ts, n.stage)
 
     async def _webhook(self, url: str, message: dict[str, Any]) -> None:
         try:
@@ -102,7 +125,8 @@ class SlackSender:
                 "connectionError", f"slack webhook: {type(e).__name__}", retryable=True
             ) from None
 
-    async def _post_message(self, payload: dict[str, Any]) -> None:
+    async def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One Web API call; its answer when `ok`, else a classified DeliveryError."""
         token = self.settings.slack_bot_token
         if not token:
             raise DeliveryError("authError", "SLACK_BOT_TOKEN is not set", retryable=False)
@@ -110,7 +134,7 @@ class SlackSender:
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json; charset=utf-8",
         }
-        url = f"{self.settings.slack_api_url}/chat.postMessage"
+        url = f"{self.settings.slack_api_url}/{method}"
         try:
             async with self.session.post(
                 url, data=json.dumps(payload), headers=headers
@@ -121,6 +145,8 @@ class SlackSender:
                 error = _api_error(text)
                 if error != "ok":
                     raise _ok_false(error, response.headers)
+                answer: dict[str, Any] = json.loads(text)
+                return answer
         except aiohttp.ClientError as e:
             raise DeliveryError(
                 "connectionError", f"slack api: {type(e).__name__}", retryable=True

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry
@@ -32,6 +33,8 @@ from receiver.routing.coverage import gaps
 from receiver.routing.oncall import shift
 from receiver.routing.plan import Plan, plan
 from receiver.sources import PayloadError, alertmanager, sentry
+from receiver.store.base import Store
+from receiver.store.redis import RedisStore
 from receiver.web.app import create_app
 from receiver.web.logs import Redactor, setup_logging
 from receiver.web.reload import Reloader
@@ -173,6 +176,13 @@ def plan_json(result: Plan, tz: tzinfo) -> dict[str, Any]:
             for r in result.alerts
         ],
         "notifications": [{**dry_run_line(n, tz), "key": n.key} for n in result.notifications],
+        # `route` remembers nothing: what it shows is the group's first page.
+        "escalation": (
+            f"counts from the first page ({result.started.astimezone(tz).isoformat()}), not from "
+            "startsAt: these are the first level's messages; `simulate` shows the ladder"
+            if result.started is not None
+            else ""
+        ),
     }
 
 
@@ -256,6 +266,22 @@ def _log_acknowledgement(settings: Settings) -> None:
     log.info("acknowledgement is on", extra={"slack_buttons": buttons})
 
 
+def _state_store(settings: Settings, dry_run: bool) -> Store | None:
+    """Redis when `REDIS_URL` is set (not in a dry run: nothing leaves the process there)."""
+    if settings.redis_url and not dry_run:
+        where = urlsplit(settings.redis_url)
+        log.info(
+            "shared store: Redis; replicas share claims, spells and pacing",
+            extra={"redis_host": where.hostname or where.path, "tls": where.scheme == "rediss"},
+        )
+        return RedisStore(settings.redis_url)
+    log.info(
+        "shared store: in this process; run one replica, or set REDIS_URL for several",
+        extra={"dry_run": dry_run},
+    )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(os.environ)
     redactor = Redactor(settings.secrets)
@@ -275,7 +301,14 @@ def _serve(args: argparse.Namespace) -> int:
     metrics = Metrics(CollectorRegistry())
     metrics.config_reload_success.set(1)
     metrics.config_reload_time.set_to_current_time()
-    service = Service(config, settings, metrics, dry_run_senders(config.timezone), args.dry_run)
+    service = Service(
+        config,
+        settings,
+        metrics,
+        dry_run_senders(config.timezone),
+        args.dry_run,
+        state_store=_state_store(settings, args.dry_run),
+    )
 
     # Reads router.config when called, so a reload rebuilds senders for the new file.
     def senders(session: aiohttp.ClientSession) -> Mapping[Channel, Sender]:

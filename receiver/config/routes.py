@@ -7,7 +7,15 @@ from typing import Any
 
 from receiver.config.rotations import Rotation, TimeWindow
 from receiver.config.severity import parse_matchers, parse_severity
-from receiver.config.types import CONTACT_FIELD, Person, RefKind, Route, Step, Target
+from receiver.config.types import (
+    CONTACT_FIELD,
+    RESOLVED_CHANNELS,
+    Person,
+    RefKind,
+    Route,
+    Step,
+    Target,
+)
 from receiver.config.yaml_source import LineDict, Reader
 from receiver.messages.templates import TEMPLATE_KEYS, TemplateError, check_template
 from receiver.model import Channel, Severity
@@ -38,6 +46,8 @@ def parse_routes(
         "escalation",
         "repeat",
         "window",
+        "repage_on_new_alerts",
+        "resolved",
     )
     for line, path, item in items:
         m = r.mapping(item, line, path, keys)
@@ -72,9 +82,24 @@ def parse_routes(
                 _escalation(r, m, path, refs, people, windows),
                 repeat,
                 _window_ref(r, m, path, windows),
+                r.boolean(m, "repage_on_new_alerts", path, False),
+                _resolved_channels(r, m, path),
             )
         )
     return tuple(out)
+
+
+def _resolved_channels(r: Reader, m: LineDict, path: str) -> frozenset[Channel]:
+    if "resolved" not in m:
+        return RESOLVED_CHANNELS
+    out = set()
+    for line, item_path, text in r.strings(m, "resolved", path):
+        kind = r.convert(line, item_path, text, _parse_channel)
+        if kind is Channel.CALL:
+            r.error(line, item_path, "resolved notices are never phone calls (use sms)")
+        elif kind is not None:
+            out.add(kind)
+    return frozenset(out)
 
 
 def _targets(

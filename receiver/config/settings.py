@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -27,6 +28,8 @@ class Settings:
     alertmanager_url: str | None = None
     public_url: str | None = None
     ack_secret: str | None = field(default=None, repr=False)
+    # The shared store; None keeps it in the process (one replica). May carry a password.
+    redis_url: str | None = field(default=None, repr=False)
     log_level: str = "info"
     slack_api_url: str = "https://slack.com/api"
     twilio_api_url: str = "https://api.twilio.com"
@@ -35,11 +38,17 @@ class Settings:
     @property
     def secrets(self) -> frozenset[str]:
         """Values that must never reach a log line, a metric or an error message."""
-        return frozenset(
+        values = {
             value
             for f in fields(self)
             if f.name in SECRET_NAMES and (value := getattr(self, f.name))
-        )
+        }
+        if self.redis_url:
+            # The URL names a host (not secret), but its password is.
+            password = urlsplit(self.redis_url).password
+            if password:
+                values |= {password, self.redis_url}
+        return frozenset(values)
 
 
 SECRET_NAMES = frozenset(
@@ -76,6 +85,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             if not values[name].startswith(("http://", "https://")):
                 raise SettingsError(f"{name.upper()} must be an http(s) URL")
             values[name] = values[name].rstrip("/")
+    redis_url = values.get("redis_url")
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        # Never echo the value: it may hold a password.
+        raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
     return Settings(**values)
 
 

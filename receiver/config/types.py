@@ -93,6 +93,9 @@ class Step:
     targets: tuple[Target, ...]
 
 
+RESOLVED_CHANNELS = frozenset({Channel.SLACK, Channel.SMS, Channel.EMAIL})
+
+
 @dataclass(frozen=True)
 class Route:
     name: str
@@ -108,6 +111,10 @@ class Route:
     repeat: float | None = None
     # The whole route only inside this named time window; None = always.
     window: str | None = None
+    # Page people again when an alert joins their firing group (default: Slack hears of it).
+    repage_on_new_alerts: bool = False
+    # Channels that carry resolved notices, to the people who were paged; never a call.
+    resolved_channels: frozenset[Channel] = RESOLVED_CHANNELS
 
     def level_targets(self, level: int) -> tuple[Target, ...]:
         return self.targets if level == 0 else self.escalation[level - 1].targets

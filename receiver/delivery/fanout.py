@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import time
@@ -21,10 +22,11 @@ from tenacity import (
 
 from receiver.channels.base import DeliveryError, Sender
 from receiver.config.types import Delivery
-from receiver.delivery.dedupe import DedupeStore, MemoryDedupe
-from receiver.delivery.pacing import Pacer
 from receiver.metrics import ChannelCounters, Metrics
-from receiver.model import Channel, Notification
+from receiver.model import Channel, Notification, SlackRef
+from receiver.store.base import Claim, group_key
+from receiver.store.failopen import FailOpen
+from receiver.store.memory import MemoryStore
 
 log = logging.getLogger("receiver.delivery")
 
@@ -43,6 +45,7 @@ class Result:
     reason: str = ""
     detail: str = ""
     attempts: int = 0
+    posted: SlackRef | None = None  # the Slack message it wrote, when it can be edited later
 
 
 @dataclass(frozen=True)
@@ -59,25 +62,28 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, DeliveryError) and error.retryable
 
 
+def _never_fails(op: str, detail: str) -> None:
+    raise AssertionError(f"the in-process store failed: {op}: {detail}")
+
+
+# How often a sender that found another replica's claim looks again.
+CLAIM_POLL = 0.05
+
+
 @dataclass
 class Deliverer:
-    """Long-lived: its dedupe store and pacer outlive each request."""
+    """Long-lived: the store it claims in and paces with outlives each request."""
 
     senders: Mapping[Channel, Sender]
     metrics: Metrics
     policy: Delivery
-    dedupe: DedupeStore = field(default=None)  # type: ignore[assignment]
-    pacer: Pacer = field(default_factory=Pacer)
+    # In this process unless the service hands it the shared one (it never fails, so no errors).
+    store: FailOpen = field(default_factory=lambda: FailOpen(MemoryStore(), _never_fails))
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    _inflight: dict[str, asyncio.Future[Result]] = field(default_factory=dict)
 
     @property
     def _counters(self) -> dict[Channel, ChannelCounters]:
         return self.metrics.by_channel
-
-    def __post_init__(self) -> None:
-        if self.dedupe is None:
-            self.dedupe = MemoryDedupe(self.policy.dedupe_ttl, self.policy.dedupe_max_entries)
 
     async def deliver(
         self, notifications: Sequence[Notification], deadline: float | None = None
@@ -88,42 +94,69 @@ class Deliverer:
         return Report(tuple(results))
 
     async def _once(self, n: Notification, latest: float) -> Result:
-        """One send per idempotency key, even when an HA pair posts the same group twice at once."""
-        channel = n.channel
-        if await self.dedupe.seen(n.key):
-            self._counters[channel].deduplicated.inc()
-            return Result(n, Outcome.DEDUPLICATED)
-        running = self._inflight.get(n.key)
-        if running is not None:
-            first = await asyncio.shield(running)
-            if first.outcome in (Outcome.DELIVERED, Outcome.DEDUPLICATED):
-                self._counters[channel].deduplicated.inc()
-                return Result(n, Outcome.DEDUPLICATED)
-            return first
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._inflight[n.key] = future
+        """One send per idempotency key across every replica: claimed before the send, marked
+        delivered after, released on failure. A claim held by another sender (a replica, or an
+        HA Alertmanager's twin webhook) is waited for until the deadline, then answered 503."""
+        # A claim outlives a send that hangs until the deadline, not much more: if its replica
+        # dies mid-send, Alertmanager's retry finds the key free again.
+        pending_ttl = self.policy.deadline + 5.0
+        while True:
+            state = await self.store.claim(n.key, n.covered_by, pending_ttl)
+            if state is Claim.CLAIMED:
+                break
+            if state is Claim.DELIVERED:
+                return self._deduplicated(n)
+            waited = await self._wait_for_claim(n, latest)
+            if waited is not None:
+                return waited
+        where = f"{group_key(n.group)}:{n.spell}"
+        if n.stage:
+            # A Slack channel: the group's message is edited rather than posted again.
+            n = dataclasses.replace(
+                n, follows=await self.store.slack_message(where, n.recipient.address)
+            )
         try:
             result = await self._send(n, latest)
-            if result.outcome is Outcome.DELIVERED:
-                await self.dedupe.remember(n.key)
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # marks it retrieved: nobody else may be waiting
+        except BaseException:
+            await self.store.settle(n.key, delivered=False, ttl=pending_ttl)
             raise
-        else:
-            future.set_result(result)
-        finally:
-            del self._inflight[n.key]
+        delivered = result.outcome is Outcome.DELIVERED
+        await self.store.settle(n.key, delivered, self.policy.dedupe_ttl)
+        if result.posted is not None:
+            ttl = self.policy.dedupe_ttl
+            await self.store.remember_slack_message(where, n.recipient.address, result.posted, ttl)
         return result
+
+    async def _wait_for_claim(self, n: Notification, latest: float) -> Result | None:
+        """Until the other sender settles: its delivery (a duplicate avoided), or None once the
+        claim is released, so this one claims again. At the deadline, 503: retried later."""
+        while time.monotonic() + CLAIM_POLL < latest:
+            await asyncio.sleep(CLAIM_POLL)
+            state = await self.store.peek(n.key, n.covered_by)
+            if state is Claim.DELIVERED:
+                self.metrics.claims_waited.labels("delivered").inc()
+                return self._deduplicated(n)
+            if state is None:
+                self.metrics.claims_waited.labels("released").inc()
+                return None
+        self.metrics.claims_waited.labels("timeout").inc()
+        error = DeliveryError("pending", "another sender holds this message", retryable=True)
+        return self._failed(n, error, 0)
+
+    def _deduplicated(self, n: Notification) -> Result:
+        self._counters[n.channel].deduplicated.inc()
+        return Result(n, Outcome.DEDUPLICATED)
 
     async def _send(self, n: Notification, latest: float) -> Result:
         channel = n.channel
         self.metrics.sent[channel, n.severity].inc()
         interval = self.policy.rate_limits.get(n.channel, 0.0)
         if interval > 0:
-            pacing_key = f"{channel}:{n.recipient.address}"
-            delay = self.pacer.reserve(pacing_key, interval, latest)
-            if delay is None:
+            now = time.time()
+            slot = await self.store.pace(
+                f"{channel}:{n.recipient.address}", interval, now, now + latest - time.monotonic()
+            )
+            if slot is None:
                 self._counters[channel].rate_limited.inc()
                 return self._failed(
                     n,
@@ -132,28 +165,29 @@ class Deliverer:
                     ),
                     0,
                 )
-            if delay > 0:
+            if slot > now:
                 self._counters[channel].rate_limited.inc()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(slot - now)
         try:
             # The first try skips tenacity: most sends succeed, and its set-up costs per send.
-            await self._attempt(n, latest)
+            posted = await self._attempt(n, latest)
             attempts = 1
         except DeliveryError as first:
             tries = [1]
             try:
-                await self._retry(n, latest, first, tries)
+                posted = await self._retry(n, latest, first, tries)
             except DeliveryError as e:
                 return self._failed(n, e, tries[0])
             attempts = tries[0]
         self._delivered(n)
-        return Result(n, Outcome.DELIVERED, attempts=attempts)
+        return Result(n, Outcome.DELIVERED, attempts=attempts, posted=posted)
 
     async def _retry(
         self, n: Notification, latest: float, first: DeliveryError, tries: list[int]
-    ) -> None:
+    ) -> SlackRef | None:
         """Tenacity takes over after a failed first try: backoff, Retry-After, the limits."""
         channel = n.channel
+        posted = None
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(self.policy.attempts)
@@ -166,7 +200,8 @@ class Deliverer:
                 if attempt.retry_state.attempt_number == 1:
                     raise first  # already tried: tenacity decides whether and when to go again
                 tries[0] += 1
-                await self._attempt(n, latest)
+                posted = await self._attempt(n, latest)
+        return posted
 
     def _wait(self, latest: float) -> Callable[[RetryCallState], float]:
         backoff = wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2)
@@ -185,7 +220,7 @@ class Deliverer:
 
         return wait
 
-    async def _attempt(self, n: Notification, latest: float) -> None:
+    async def _attempt(self, n: Notification, latest: float) -> SlackRef | None:
         channel = n.channel
         self._counters[channel].requests.inc()
         started = time.perf_counter()
@@ -194,7 +229,7 @@ class Deliverer:
             # pooled connection under a storm) is retried instead of eating the whole deadline.
             within = min(latest - time.monotonic(), self.policy.deadline / 2)
             async with asyncio.timeout(max(0.0, within)):
-                await self.senders[n.channel].send(n)
+                return await self.senders[n.channel].send(n)
         except TimeoutError:
             self._counters[channel].requests_failed.inc()
             raise DeliveryError(

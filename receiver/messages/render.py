@@ -104,7 +104,10 @@ def sms_text(n: Notification, tz: tzinfo) -> str:
         f"RESOLVED {name(n)}" if n.status is Status.RESOLVED else f"{_SHORT[n.severity]} {name(n)}"
     )
     at = f" @ {place}" if place else ""
-    tail = f" ({counts(n)}) since {clock(since(n, tz))}"
+    if n.status is Status.RESOLVED:
+        tail = f" ({counts(n)}) resolved after {lasted(n)}"
+    else:
+        tail = f" ({counts(n)}) since {clock(since(n, tz))}"
     ack = sms_ack(n)
     link = short_link(n)
     text = summary(n)
@@ -115,6 +118,18 @@ def sms_text(n: Notification, tz: tzinfo) -> str:
             return f"{head}{at}: {_cut(text, room, '...')}{tail}{suffix}{ack}"
     body = f"{head}{at}: {text}{tail} {link}".rstrip()
     return _cut(body, SMS_LIMIT - len(ack), "...") + ack
+
+
+def lasted(n: Notification) -> str:
+    """How long a resolved group fired: "42m", "2h 13m", "3d 4h"."""
+    start = min(a.starts_at for a in n.alerts)
+    end = max((a.ends_at or start for a in n.alerts), default=start)
+    minutes = max(0, int((end - start).total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
 def sms_ack(n: Notification) -> str:
@@ -133,8 +148,11 @@ def call_speech(n: Notification, tz: tzinfo) -> str:
     text = (
         f"This is oncall router. {state.capitalize()}: {what}"
         f"{' on ' + place if place else ''}. {_speakable(summary(n))}. "
-        f"{count} {plural} {'resolved' if n.status is Status.RESOLVED else 'firing'} "
-        f"since {when:%H:%M} {when.tzname()}."
+        + (
+            f"{count} {plural} resolved after {lasted(n)}."
+            if n.status is Status.RESOLVED
+            else f"{count} {plural} firing since {when:%H:%M} {when.tzname()}."
+        )
     )
     return _cut(text, 1000)
 
@@ -166,8 +184,10 @@ def email_text(n: Notification, tz: tzinfo) -> str:
         f"Severity: {n.severity.value}",
         f"Since:    {stamp(since(n, tz))}",
         f"Alerts:   {counts(n)}",
-        "",
     ]
+    if n.status is Status.RESOLVED:
+        lines.append(f"Lasted:   {lasted(n)}")
+    lines.append("")
     for alert in alerts_shown(n):
         lines.append(f"- [{alert.status}] {alert.name}: {alert.summary}")
         description = alert.annotations.get("description")

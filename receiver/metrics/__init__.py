@@ -40,11 +40,12 @@ FAILURE_REASONS = (
     "timeout",
     "connectionError",
     "deadlineExceeded",
+    "pending",  # another replica held the message's claim until the deadline
     "other",
 )
-# Why an acknowledgement (button, reply, key press, link) was refused.
 # What the shared store (receiver.store) is asked to do; each can fail on its own.
 STORE_OPS = ("claim", "settle", "read_group", "write_group", "pace", "slack_message")
+# Why an acknowledgement (button, reply, key press, link) was refused.
 
 ACK_REFUSALS = (
     "badSignature",  # the vendor's request signature is wrong or missing

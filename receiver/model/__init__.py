@@ -141,6 +141,15 @@ class AckRef:
 
 
 @dataclass(frozen=True)
+class SlackRef:
+    """A Slack message the router posted through the Web API, which it can edit and thread."""
+
+    channel: str  # the channel id Slack answered with (chat.update needs the id)
+    ts: str
+    stage: str = ""  # Notification.stage when it was last written
+
+
+@dataclass(frozen=True)
 class Notification:
     """One message to one recipient on one channel, for a set of alerts of one group."""
 
@@ -159,6 +168,14 @@ class Notification:
     # Keys of this same message at a more urgent severity: if one was delivered, this one was too
     # (a group is re-paged only when its severity goes up).
     covered_by: tuple[str, ...] = ()
+    # The group's firing spell (routing.plan.spell_of): a Slack message follows one spell.
+    spell: str = ""
+    # For a Slack channel: where the group stands (level reached, acknowledgement), and in words
+    # what changed to get there; a message that follows the group adds that to its thread.
+    stage: str = ""
+    stage_text: str = ""
+    # The channel's message of this group, when there is one to update instead of a new post.
+    follows: SlackRef | None = None
     # Derived from `alerts` once, at construction: every renderer asks several times per message
     # (cached_property would lock on each first access, which costs more than the split).
     firing: tuple[Alert, ...] = field(init=False, repr=False, compare=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,6 +13,8 @@ from receiver.model import (
     Ack,
     Alert,
     AlertGroup,
+    Channel,
+    GroupMemory,
     Notification,
     Recipient,
     RoutedAlert,
@@ -32,6 +35,11 @@ class Plan:
     skipped: tuple[Skipped, ...] = ()
     # The acknowledgement holding escalation right now, if any.
     acknowledged: Ack | None = None
+    # Where the escalation ladder counts from: the group's first page (see `ladder_start`).
+    started: datetime | None = None
+    spell: str = ""  # see `spell_of`
+    # "<level>:<person>" not paged again because an acknowledgement holds the group.
+    held: frozenset[str] = frozenset()
 
 
 def match_routes(config: Config, alert: Alert, severity: Severity) -> tuple[Route, ...]:
@@ -75,43 +83,75 @@ class Skipped:
 class Ladder:
     """Where one route's share of a group stands on its escalation ladder."""
 
-    start: datetime  # earliest start of the alerts that count
+    start: datetime  # when the group was first paged (see `ladder_start`)
     end: datetime  # `now` while firing, when the last alert ended once resolved
     level: int
+    age: float  # seconds from start to end that no acknowledgement held
 
-    @property
-    def age(self) -> float:
-        return max(0.0, (self.end - self.start).total_seconds())
+
+def spell_of(group: AlertGroup, memory: GroupMemory | None) -> str:
+    """The firing spell a webhook belongs to: the remembered one, else its earliest start.
+
+    Every replica computes the same id from the same body, so claims agree before anything is
+    stored; a group that fires again after its resolved notices went out is a new spell.
+    """
+    if memory is not None and not (memory.resolved and _firing(group.alerts)):
+        return memory.spell
+    alerts = _firing(group.alerts) or group.alerts
+    return min(a.starts_at for a in alerts).isoformat()
+
+
+def ladder_start(
+    group: AlertGroup, memory: GroupMemory | None, now: datetime, *, remembered: bool
+) -> datetime:
+    """Escalation counts from the group's first page, not from its alerts' `startsAt`: an alert
+    that reaches the router hours after it started (a silence or window just ended) pages its
+    first level first. Only when the store could not be read does `startsAt` stand in for it,
+    which pages more, never less."""
+    if memory is not None and not (memory.resolved and _firing(group.alerts)):
+        return memory.first_paged
+    if not remembered:
+        alerts = _firing(group.alerts) or group.alerts
+        return min(a.starts_at for a in alerts)
+    if _firing(group.alerts):
+        return now  # paged for the first time now
+    # Resolved before anyone was paged: the ladder never started.
+    return max((a.ends_at or now for a in group.alerts), default=now)
 
 
 def ladder(
-    route: Route, alerts: tuple[Alert, ...], now: datetime, acks: tuple[Ack, ...] = ()
+    route: Route,
+    alerts: tuple[Alert, ...],
+    start: datetime,
+    now: datetime,
+    acks: tuple[Ack, ...] = (),
 ) -> Ladder:
-    """Escalation is measured from the earliest *firing* alert; a resolved group from its end.
+    """The level reached `start` plus the route's steps; a resolved group stops at its end.
 
     Time under an acknowledgement does not count: the ladder stands where it was when the
-    acknowledgement was made until it expires.
+    acknowledgement was made, and resumes from there when it expires (the current level is
+    asked again; no level is passed for the time it held).
     """
-    firing = [a for a in alerts if a.status is Status.FIRING]
-    if firing:
-        start, end = min(a.starts_at for a in firing), now
-    else:
-        start = min(a.starts_at for a in alerts)
-        end = max((a.ends_at or now for a in alerts), default=now)
-    end = unacknowledged_until(end, acks)
-    age = max(0.0, (end - start).total_seconds())
-    return Ladder(start, end, escalation_level(route, age))
+    end = now if _firing(alerts) else max((a.ends_at or now for a in alerts), default=now)
+    end = max(start, end)
+    age = unacknowledged_age(start, end, acks)
+    return Ladder(start, end, escalation_level(route, age), age)
 
 
-def unacknowledged_until(end: datetime, acks: tuple[Ack, ...]) -> datetime:
-    """The last moment up to `end` that no acknowledgement covered (chained ones included)."""
-    moved = True
-    while moved:
-        moved = False
-        for ack in acks:
-            if ack.at < end < ack.until:
-                end, moved = ack.at, True
-    return end
+def _firing(alerts: tuple[Alert, ...]) -> tuple[Alert, ...]:
+    return tuple(a for a in alerts if a.status is Status.FIRING)
+
+
+def unacknowledged_age(start: datetime, end: datetime, acks: tuple[Ack, ...]) -> float:
+    """Seconds from `start` to `end` that no acknowledgement covered (overlaps counted once)."""
+    held = 0.0
+    covered_until = start
+    for ack in sorted(acks, key=lambda a: a.at):
+        begin, until = max(ack.at, covered_until), min(ack.until, end)
+        if until > begin:
+            held += (until - begin).total_seconds()
+            covered_until = until
+    return max(0.0, (end - start).total_seconds() - held)
 
 
 def _expired_ack(acks: tuple[Ack, ...], start: datetime, now: datetime) -> str:
@@ -124,7 +164,21 @@ def _expired_ack(acks: tuple[Ack, ...], start: datetime, now: datetime) -> str:
     return max(ends).isoformat() if ends else ""
 
 
-def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...] = ()) -> Plan:
+def plan(
+    config: Config,
+    group: AlertGroup,
+    now: datetime,
+    acks: tuple[Ack, ...] = (),
+    memory: GroupMemory | None = None,
+    *,
+    remembered: bool = True,
+) -> Plan:
+    """The messages one webhook leads to.
+
+    `memory` is what the store remembers of the group's spell (None: never paged); with
+    `remembered` False the store could not be read, and the plan pages as if nothing had been
+    (escalation from `startsAt`, resolved notices to everyone who could have been paged).
+    """
     routed: list[RoutedAlert] = []
     by_route: dict[str, list[tuple[Alert, Severity]]] = {}
     routes: dict[str, Route] = {}
@@ -136,18 +190,23 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
             routes[route.name] = route
             by_route.setdefault(route.name, []).append((alert, decision.severity))
 
+    spell = spell_of(group, memory)
+    start = ladder_start(group, memory, now, remembered=remembered)
+    paged = memory if memory is not None and memory.spell == spell else None
     current = next((a for a in reversed(acks) if a.active(now)), None)
     notifications: list[Notification] = []
     skipped: list[Skipped] = []
     seen: set[tuple[str, str]] = set()
+    held: set[str] = set()
     for name, members in by_route.items():
         route = routes[name]
         alerts = tuple(a for a, _ in members)
         severity = min((s for _, s in members), key=lambda s: s.rank)
-        where = ladder(route, alerts, now, acks)
+        where = ladder(route, alerts, start, now, acks)
         firing = any(a.status is Status.FIRING for a in alerts)
         renewed = _expired_ack(acks, where.start, now) if firing else ""
-        prefix = _key_prefix(group, alerts)
+        keys = _Keys(group, spell, alerts, route.repage_on_new_alerts)
+        stage, stage_text = _stage(config, route, where, current) if firing else ("resolved", "")
         for level in range(where.level + 1):
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
@@ -155,6 +214,9 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
             round_ = _repeat_round(route, where, level) if firing else None
             after_ack = renewed if level == where.level else ""
             for target in route.level_targets(level):
+                kind = target.kind if firing else _resolved_kind(route, target)
+                if kind is None:
+                    continue
                 # A page goes out only while its window is open. A resolved notice goes to
                 # whoever could have been paged: the window was open at some re-send between
                 # the level falling due and the end.
@@ -162,19 +224,35 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                 if closed is not None:
                     skipped.append(Skipped(name, level, target, closed))
                     continue
+                person = target.ref_kind != "channel"
                 # Acknowledged: nobody is paged again (not even after a restart emptied the
                 # dedupe store) until it expires; Slack channels still hear of the group.
-                if firing and current is not None and target.ref_kind != "channel":
+                if firing and current is not None and person:
+                    # They were paged before it was acknowledged (else nobody could have
+                    # acknowledged it): the resolved notice still owes them a word.
+                    held.update(f"{level}:{r.name}" for r in recipients(config, target, due))
                     continue
-                for recipient in recipients(config, target, due):
-                    # One message per channel and address, even when routes or levels overlap.
-                    if (target.kind.value, recipient.address) in seen:
+                for recipient in recipients(config, dataclasses.replace(target, kind=kind), due):
+                    # Resolved notices go to the people who were paged. With nothing remembered
+                    # (never paged, or an in-process store restarted) the ladder stands at
+                    # level 0: whoever would have had the first page hears of it.
+                    unpaged = paged is not None and not paged.was_paged(recipient.name, where.level)
+                    if not firing and person and remembered and unpaged:
                         continue
-                    seen.add((target.kind.value, recipient.address))
+                    # One message per channel and address, even when routes or levels overlap.
+                    if (kind.value, recipient.address) in seen:
+                        continue
+                    seen.add((kind.value, recipient.address))
+                    key, covered_by = keys.of(
+                        firing, person, level, target, kind, recipient, severity, round_, after_ack
+                    )
+                    follows = not person and kind is Channel.SLACK
+                    if follows:
+                        key = _hash(key, stage)  # the channel hears of escalations and acks
                     notifications.append(
                         Notification(
-                            key=_key(prefix, level, target, recipient, round_, after_ack),
-                            channel=target.kind,
+                            key=key,
+                            channel=kind,
                             recipient=recipient,
                             severity=severity,
                             route=name,
@@ -182,9 +260,54 @@ def plan(config: Config, group: AlertGroup, now: datetime, acks: tuple[Ack, ...]
                             alerts=alerts,
                             level=level,
                             templates=route.templates,
+                            covered_by=covered_by,
+                            spell=spell,
+                            stage=stage if follows else "",
+                            stage_text=stage_text if follows else "",
                         )
                     )
-    return Plan(group, tuple(routed), tuple(notifications), tuple(skipped), current)
+    return Plan(
+        group,
+        tuple(routed),
+        tuple(notifications),
+        tuple(skipped),
+        current,
+        start,
+        spell,
+        frozenset(held),
+    )
+
+
+def _stage(config: Config, route: Route, where: Ladder, current: Ack | None) -> tuple[str, str]:
+    """Where a firing group stands, for the Slack message that follows it, and in words."""
+    if current is not None:
+        until = current.until.astimezone(config.timezone)
+        who = config.people[current.by].name if current.by in config.people else current.by
+        return (
+            f"{where.level}|ack:{current.by}:{current.at.isoformat()}",
+            f"Acknowledged by {who} via {current.channel.value}; "
+            f"escalation paused until {until:%H:%M %Z}",
+        )
+    if where.level == 0:
+        return "0", ""
+    due = where.start + timedelta(seconds=route.level_after(where.level))
+    names = sorted(
+        {
+            config.people[r.name].name
+            for t in route.level_targets(where.level)
+            if t.ref_kind != "channel"
+            for r in recipients(config, t, due)
+        }
+    )
+    return str(where.level), (
+        f"Escalated to level {where.level}: paging {', '.join(names) or 'nobody reachable'}"
+    )
+
+
+def _resolved_kind(route: Route, target: Target) -> Channel | None:
+    """How a target hears that its group resolved: never by a call (an SMS instead)."""
+    kind = Channel.SMS if target.kind is Channel.CALL else target.kind
+    return kind if kind in route.resolved_channels else None
 
 
 def _closed_window(
@@ -216,25 +339,54 @@ def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
     return int((where.age - route.level_after(level)) // route.repeat)
 
 
-def _key_prefix(group: AlertGroup, alerts: tuple[Alert, ...]) -> str:
-    """The part of a key every target of a route shares, so plan() builds it once per route."""
-    states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
-    return "\n".join([group.source.value, group.group_key, *states])
+class _Keys:
+    """Idempotency keys of one route's share of a group.
+
+    A page to a person is one per spell, level (repeat round, expired acknowledgement), target
+    and address: alerts joining or resolving do not make it new, and only a more urgent
+    severity does (the key carries the severity; the more urgent keys cover it). A resolved
+    notice is one per spell and address. A Slack channel message is new whenever the alert set
+    or a state changes, so the channel sees every change.
+    """
+
+    def __init__(
+        self, group: AlertGroup, spell: str, alerts: tuple[Alert, ...], repage: bool
+    ) -> None:
+        states = sorted(f"{a.fingerprint}:{a.status}:{a.starts_at.isoformat()}" for a in alerts)
+        self.base = [group.source.value, group.group_key, spell]
+        self.states = states
+        self.repage = repage
+
+    def of(
+        self,
+        firing: bool,
+        person: bool,
+        level: int,
+        target: Target,
+        kind: Channel,
+        recipient: Recipient,
+        severity: Severity,
+        round_: int | None,
+        after_ack: str,
+    ) -> tuple[str, tuple[str, ...]]:
+        if person and not self.repage:
+            if not firing:
+                return _hash(*self.base, "resolved", kind.value, recipient.address), ()
+            head = _hash(
+                *self.base, _step(level, round_, after_ack), str(target), recipient.address
+            )
+            more_urgent = [s for s in Severity if s.rank < severity.rank]
+            return f"{head}:{severity}", tuple(f"{head}:{s}" for s in more_urgent)
+        # The channel sees every change, severity included.
+        parts = [*self.base, *self.states, severity, _step(level, round_, after_ack), str(target)]
+        return _hash(*parts, recipient.address), ()
 
 
-def _key(
-    prefix: str,
-    level: int,
-    target: Target,
-    recipient: Recipient,
-    round_: int | None,
-    after_ack: str = "",
-) -> str:
-    """The idempotency key: same group, alert set and states, level (repeat round, expired
-    acknowledgement) and target mean the same send."""
+def _step(level: int, round_: int | None, after_ack: str) -> str:
     # Round 0 of a repeating level is the level's first page: same key as once it is passed.
     step = f"{level}.{round_}" if round_ else str(level)
-    if after_ack:
-        step += f"@{after_ack}"
-    text = f"{prefix}\n{step}\n{target}\n{recipient.address}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return f"{step}@{after_ack}" if after_ack else step
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]

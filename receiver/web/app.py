@@ -73,6 +73,7 @@ def create_app(service: Service, sender_factory: SenderFactory | None = None) ->
             yield
             service.session = None
             service.store = None
+        await service.state.close()
 
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/webhooks/alertmanager", _alertmanager)
@@ -196,7 +197,8 @@ async def _alertmanager(request: web.Request) -> web.Response:
             raise ClientError(401, "unauthorized", "missing or wrong bearer token", "unauthorized")
         _, body = await _read_json(request, service)
         group = alertmanager.parse(body)
-        result = service.plan(group, await service.acks_for(group))
+        acks, recall = await asyncio.gather(service.acks_for(group), service.recall(group))
+        result = service.plan(group, acks, recall)
         report = await service.deliver(result)
         return _reply(service, Source.ALERTMANAGER, result, report)
 
@@ -290,7 +292,7 @@ async def _accept_sentry(service: Service, group: AlertGroup | None) -> web.Resp
     if group is None:
         service.metrics.webhooks.labels(Source.SENTRY.value, "ignored").inc()
         return web.json_response({"status": "ignored"}, status=202)
-    result = service.plan(group)
+    result = service.plan(group, recall=await service.recall(group))
     service.metrics.webhooks.labels(Source.SENTRY.value, "accepted").inc()
     am_url = service.settings.alertmanager_url
     if am_url and service.session is not None and not service.dry_run:

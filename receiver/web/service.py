@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,11 +20,16 @@ from receiver.config.settings import Settings
 from receiver.config.types import Config
 from receiver.delivery.fanout import Deliverer, Outcome, Report
 from receiver.metrics import Metrics, OnCallCollector
-from receiver.model import Ack, AckRef, AlertGroup, Channel, Source, Status
+from receiver.model import Ack, AckRef, AlertGroup, Channel, GroupMemory, Source, Status
 from receiver.routing.plan import Plan, plan
 from receiver.routing.severity import group_severity
+from receiver.store.base import Store, group_key
+from receiver.store.failopen import FailOpen, Recall
+from receiver.store.memory import MemoryStore
 
 log = logging.getLogger("receiver.router")
+STORE_LOG_INTERVAL = 30.0
+NOTHING_REMEMBERED = Recall(None)
 
 Clock = Callable[[], datetime]
 # Builds the senders for the router's current config (called again after a reload).
@@ -46,11 +52,18 @@ class Service:
     sender_factory: SenderFactory | None = None
     # Where acknowledgements live; set while serving when acknowledgement is configured.
     store: AlertmanagerStore | None = None
+    # What the router remembers between webhooks (receiver.store); None: in this process.
+    state_store: Store | None = None
+    state: FailOpen = field(init=False)
     deliverer: Deliverer = field(init=False)
+    _last_store_log: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.state_store is None:
+            self.state_store = MemoryStore(self.config.delivery.dedupe_max_entries)
+        self.state = FailOpen(self.state_store, self._store_failed)
         self.deliverer = Deliverer(
-            self.senders, self.metrics, self.config.delivery, wall_clock=self.clock
+            self.senders, self.metrics, self.config.delivery, self.state, wall_clock=self.clock
         )
         self.metrics.precreate_people(self.config.people)
         self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
@@ -90,9 +103,28 @@ class Service:
         )
         return ()
 
-    def plan(self, group: AlertGroup, acks: tuple[Ack, ...] = ()) -> Plan:
+    def _store_failed(self, op: str, detail: str) -> None:
+        self.metrics.store_errors.labels(op).inc()
+        # Once per operation per interval, not once per message: an outage under load must not
+        # flood the log (the counter has every failure).
+        now = time.monotonic()
+        if now - self._last_store_log.get(op, -STORE_LOG_INTERVAL) >= STORE_LOG_INTERVAL:
+            self._last_store_log[op] = now
+            log.error(
+                "shared store failed; paging anyway (duplicates possible)",
+                extra={"op": op, "detail": detail},
+            )
+
+    async def recall(self, group: AlertGroup) -> Recall:
+        """What the store remembers of the group's firing spell."""
+        return await self.state.recall(group_key(group))
+
+    def plan(
+        self, group: AlertGroup, acks: tuple[Ack, ...] = (), recall: Recall = NOTHING_REMEMBERED
+    ) -> Plan:
         now = self.clock()
-        result = self._with_ack_refs(plan(self.config, group, now, acks), now)
+        planned = plan(self.config, group, now, acks, recall.memory, remembered=recall.known)
+        result = self._with_ack_refs(planned, now)
         defaulted: dict[str, str] = {}
         unrouted: list[str] = []
         for routed in result.alerts:
@@ -146,7 +178,31 @@ class Service:
     async def deliver(self, result: Plan, deadline: float | None = None) -> Report:
         report = await self.deliverer.deliver(result.notifications, deadline)
         self._count_pages(report)
+        await self._remember(result, report)
         return report
+
+    async def _remember(self, result: Plan, report: Report) -> None:
+        """The spell starts with the group's first delivered message; who got a page is noted
+        for the resolved notice; once that went out, the next firing is a new spell."""
+        gid, ttl = group_key(result.group), self.config.delivery.dedupe_ttl
+        sent = [
+            r.notification
+            for r in report.results
+            if r.outcome in (Outcome.DELIVERED, Outcome.DEDUPLICATED)
+        ]
+        if any(a.status is Status.FIRING for a in result.group.alerts):
+            if sent and result.started is not None:
+                memory = GroupMemory(result.spell, result.started)
+                await self.state.open_group(gid, memory, ttl)
+            paged = result.held | {
+                f"{n.level}:{n.recipient.name}"
+                for n in sent
+                if n.status is Status.FIRING and n.recipient.name in self.config.people
+            }
+            # Also with nothing new: each re-send keeps a long incident's spell from expiring.
+            await self.state.note_paged(gid, paged, ttl)
+        elif not report.needs_retry:
+            await self.state.close_group(gid, ttl)
 
     def _count_pages(self, report: Report) -> None:
         reached: set[tuple[str, str, int]] = set()

@@ -22,7 +22,7 @@ from receiver.cli.tools import UsageError, parse_time
 from receiver.config.load import load_config
 from receiver.config.types import Config, Route, Target
 from receiver.messages import templates
-from receiver.model import Alert, AlertGroup, Notification, Source, Status
+from receiver.model import Alert, AlertGroup, GroupMemory, Notification, Source, Status
 from receiver.routing.oncall import members_of
 from receiver.routing.plan import Plan, Skipped, plan
 
@@ -163,11 +163,13 @@ def simulate(config: Config, labels: Mapping[str, str], start: datetime) -> Time
                 step.reached.append((route.name, level))
             else:
                 step.repeats.append((route.name, level, round_))
+    paged = GroupMemory(first.spell, start)
     delivered: dict[str, Notification] = {}  # the dedupe store: key -> first send
     first_by_address: dict[tuple[str, str], Notification] = {}
     for offset in sorted(steps):
         step = steps[offset]
-        result = first if offset == 0 else plan(config, group, step.at)
+        # Escalation counts from the first page, which is at `start`.
+        result = first if offset == 0 else plan(config, group, step.at, memory=paged)
         new = [n for n in result.notifications if n.key not in delivered]
         delivered.update((n.key, n) for n in new)
         for n in new:

@@ -299,16 +299,6 @@ def _notification(
     )
 
 
-class _AlwaysSend:
-    """A dedupe store that remembers nothing: a test page must always go out."""
-
-    async def seen(self, key: str) -> bool:
-        return False
-
-    async def remember(self, key: str) -> None:
-        return None
-
-
 async def send(
     config: Config,
     settings: Settings,
@@ -324,8 +314,8 @@ async def send(
         deliverer = Deliverer(
             vendor_senders(session, settings, config),
             Metrics(CollectorRegistry()),
+            # Its own fresh store: a test page is sent however recently the same one was.
             config.delivery,
-            dedupe=_AlwaysSend(),
         )
         report = await deliverer.deliver(wanted)
     finally:

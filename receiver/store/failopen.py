@@ -1,0 +1,83 @@
+"""A store that cannot fail: each error or slow answer is reported and replaced by the answer
+that pages (a duplicate page beats a page never sent)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from receiver.model import GroupMemory, SlackRef
+from receiver.store.base import Claim, Store, StoreError
+
+T = TypeVar("T")
+# Called with the operation (one of metrics.STORE_OPS) and what went wrong.
+OnError = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Recall:
+    """What the store remembers of a group; `known` is False when the store could not say."""
+
+    memory: GroupMemory | None
+    known: bool = True
+
+
+class FailOpen:
+    def __init__(self, store: Store, on_error: OnError, timeout: float = 1.0) -> None:
+        self.store = store
+        self.on_error = on_error
+        self.timeout = timeout
+
+    async def _call(self, op: str, call: Awaitable[T], fallback: T) -> T:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call
+        except StoreError as e:
+            self.on_error(op, str(e))
+        except TimeoutError:
+            self.on_error(op, f"no answer within {self.timeout:g}s")
+        return fallback
+
+    async def claim(self, key: str, covered_by: Sequence[str], ttl: float) -> Claim:
+        return await self._call("claim", self.store.claim(key, covered_by, ttl), Claim.CLAIMED)
+
+    async def peek(self, key: str, covered_by: Sequence[str]) -> Claim | None:
+        return await self._call("claim", self.store.peek(key, covered_by), None)
+
+    async def settle(self, key: str, delivered: bool, ttl: float) -> None:
+        await self._call("settle", self.store.settle(key, delivered, ttl), None)
+
+    async def recall(self, gid: str) -> Recall:
+        unknown = Recall(None, known=False)
+        found = await self._call("read_group", self._recall(gid), unknown)
+        return found
+
+    async def _recall(self, gid: str) -> Recall:
+        return Recall(await self.store.group(gid))
+
+    async def open_group(self, gid: str, memory: GroupMemory, ttl: float) -> GroupMemory:
+        return await self._call("write_group", self.store.open_group(gid, memory, ttl), memory)
+
+    async def note_paged(self, gid: str, entries: Iterable[str], ttl: float) -> None:
+        await self._call("write_group", self.store.note_paged(gid, entries, ttl), None)
+
+    async def close_group(self, gid: str, ttl: float) -> None:
+        await self._call("write_group", self.store.close_group(gid, ttl), None)
+
+    async def pace(self, key: str, interval: float, now: float, latest: float) -> float | None:
+        # Unpaced rather than unsent: the vendor's own limit (429) is still honoured by retries.
+        return await self._call("pace", self.store.pace(key, interval, now, latest), now)
+
+    async def slack_message(self, gid: str, destination: str) -> SlackRef | None:
+        return await self._call("slack_message", self.store.slack_message(gid, destination), None)
+
+    async def remember_slack_message(
+        self, gid: str, destination: str, message: SlackRef, ttl: float
+    ) -> None:
+        call = self.store.remember_slack_message(gid, destination, message, ttl)
+        await self._call("slack_message", call, None)
+
+    async def close(self) -> None:
+        await self._call("settle", self.store.close(), None)
