@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -118,12 +119,108 @@ def test_who(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["groups"]["team-leads"] == ["carol", "erin"]
 
 
+# What serving the shipped file for real needs: its own `${VAR}` secrets and vendor credentials.
+ROUTING_SECRETS = ("SENTRY_LEGACY_TOKEN", "SLACK_ALERTS_WEBHOOK_URL")
+VENDOR_SECRETS = (
+    "SLACK_BOT_TOKEN",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_FROM",
+    "SENDGRID_API_KEY",
+    "SENDGRID_FROM",
+)
+
+
 def test_serve_refuses_without_secrets() -> None:
-    """Serving for real names every secret it lacks instead of starting half-blind."""
-    result = run("serve", "--config", "routing.yaml", "--listen", "127.0.0.1:0")
-    assert result.returncode != 0
-    for name in ("SLACK_ALERTS_WEBHOOK_URL", "SENTRY_LEGACY_TOKEN"):
-        assert name in result.stderr
+    """Serving for real names every secret it lacks, the routing file's and the vendors', in
+    one message, instead of starting half-blind or making the operator go round twice."""
+    result = run("serve", "--config", "routing.yaml", "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    message = result.stderr[result.stderr.index("error: ") :].splitlines()
+    assert message[0] == "error: 8 secret(s) missing for serve (set them, or use --dry-run):"
+    assert message[1:] == [
+        "  routing.yaml:41: sentry.legacy_token: environment variable "
+        "SENTRY_LEGACY_TOKEN is not set",
+        "  routing.yaml:107: slack.alerts.webhook_url: environment variable "
+        "SLACK_ALERTS_WEBHOOK_URL is not set",
+        *(f"  environment variable {name} is not set" for name in VENDOR_SECRETS),
+    ]
+
+
+def test_serve_names_only_the_secrets_still_missing() -> None:
+    """With the routing file's secrets set, only the vendor credentials are named."""
+    env = _clean_env() | {
+        "SENTRY_LEGACY_TOKEN": "legacy-token",
+        "SLACK_ALERTS_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
+        "TWILIO_FROM": "+447700900999",
+    }
+    listen = f"127.0.0.1:{free_port()}"
+    result = run("serve", "--config", "routing.yaml", "--listen", listen, env=env)
+    assert result.returncode == 2
+    assert "error: 5 secret(s) missing for serve" in result.stderr
+    missing = [name for name in (*ROUTING_SECRETS, *VENDOR_SECRETS) if name in result.stderr]
+    assert missing == [name for name in VENDOR_SECRETS if name != "TWILIO_FROM"]
+
+
+def test_serve_with_an_invalid_file_lists_its_problems(tmp_path: Path) -> None:
+    """A file with real problems is reported as `check` reports it, missing secrets included."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "slack:\n  a: {webhook_url: '${UNSET_HOOK}'}\n"
+        "routes:\n  - name: x\n    targets: [{kind: sms, person: nobody}]\n"
+    )
+    result = run("serve", "--config", str(bad), "--listen", f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert f"{bad}:2: slack.a.webhook_url: environment variable UNSET_HOOK is not set" in (
+        result.stderr
+    )
+    assert "unknown person 'nobody'" in result.stderr
+    assert result.stderr.splitlines()[-1] == "3 problem(s) found"
+
+
+def test_serve_on_a_busy_port_is_one_line_not_a_traceback() -> None:
+    """A port already in use ends `serve` with exit 1 and one error line naming the address."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run("serve", "--config", "routing.yaml", "--dry-run", "--listen", address)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot listen on {address}: address already in use"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["who", "--config", "routing.yaml"],
+        ["route", "--config", "routing.yaml", "tests/fixtures/alertmanager-firing-critical.json"],
+        ["simulate", "--config", "routing.yaml", "--labels", "severity=critical"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_closed_pipe_exits_quietly(argv: list[str]) -> None:
+    """`oncall-router who | head -1` and the like: the reader is gone before anything is
+    written, so every write fails; the command exits 1 with nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # deterministic: what `head` does after its lines, at the worst moment
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "receiver", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=_clean_env(),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (1, "")
 
 
 @pytest.fixture

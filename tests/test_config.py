@@ -261,3 +261,169 @@ def test_a_resolved_call_is_refused(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}:9: routes[0].resolved[1]: resolved notices are never phone calls (use sms)"
     ]
+
+
+def test_yaml_is_typed_strictly(tmp_path: Path) -> None:
+    """Dates and yes/no/on/off stay text unless the key asks for a date or a boolean."""
+    text = MINIMAL.replace("alerts: {channel: C0ALERTS}", "on: {channel: C0ALERTS}")
+    text = text.replace("channel: alerts}", "channel: on}").replace(
+        "  - name: all\n", "  - name: no\n    continue: yes\n    window: days\n"
+    )
+    text += "time_windows:\n  days: {holidays: [2026-12-25, 2026-12-28]}\n"
+    text += "delivery: {attempts: 010}\n"
+    config = load_config(write(tmp_path, text), {})
+    assert list(config.slack) == ["on"]  # YAML 1.1 would have made the key True
+    route = config.routes[0]
+    assert route.name == "no"
+    assert route.continue_ is True  # a boolean key still takes yes
+    assert sorted(d.isoformat() for d in config.windows["days"].holidays) == [
+        "2026-12-25",
+        "2026-12-28",
+    ]
+    assert config.delivery.attempts == 10  # not octal 8
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (
+            "time_windows: {w: {holidays: [2027-02-29]}}\n",
+            ":12: time_windows.w.holidays[0]: '2027-02-29' is not a date like 2026-12-25",
+        ),
+        ("time_windows: {w: {holidays: [{a: 1}]}}\n", "expected a date like 2026-12-25, got a"),
+        (
+            "rotations: {r: {members: [alice], handoff: 0001-01-01 00:00+14:00}}\n",
+            "rotations.r.handoff: '0001-01-01 00:00+14:00': the year must be from 1970 to 2999",
+        ),
+        ("limits: {max_body_bytes: .nan}\n", "limits.max_body_bytes: expected a number >= 1024"),
+        ("delivery: {attempts: .inf}\n", "delivery.attempts: expected a number >= 1"),
+        ("delivery: {attempts: 1_000}\n", "delivery.attempts: expected a number >= 1"),
+        ("delivery: {dedupe_ttl: 99999w}\n", "delivery.dedupe_ttl: duration '99999w' is over"),
+        ("delivery: {deadline: 1.5e3s}\n", "delivery.deadline: bad duration '1.5e3s'"),
+        ("limits: {max_body_bytes: !!timestamp 2026-01-01}\n", ":12: (file): the tag"),
+        ("limits: {max_body_bytes: !!int twelve}\n", ":12: (file): 'twelve' is not an integer"),
+        ("limits: {max_body_bytes: !!python/object:os.system x}\n", ":12: (file): the tag"),
+        ("limits: &a {x: *a}\n", ":12: (file): found unconstructable recursive node"),
+        ("timezone: '../../etc/passwd'\n", "timezone: unknown time zone"),
+        ("timezone: Europe\n", "timezone: unknown time zone 'Europe'"),
+        ("people: 3\n", ":12: people: expected a mapping, got int 3"),
+        ("groups: 3\n", ":12: groups: expected a mapping, got int 3"),
+        ("slack: -1\n", ":12: slack: expected a mapping, got int -1"),
+        ("sentry: {levels: 1.5}\n", ":12: sentry.levels: expected a mapping, got float 1.5"),
+        ("x: " + "[" * 3000 + "]" * 3000 + "\n", ":12: (file): nested too deeply"),
+    ],
+)
+def test_wrong_values_are_located_problems(tmp_path: Path, snippet: str, expected: str) -> None:
+    """A wrong type, an impossible date or a YAML tag is a problem at its line, not an exception."""
+    found = problems(write(tmp_path, MINIMAL + snippet))
+    assert any(expected in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (("# café\n" + MINIMAL).encode("latin-1"), ":1: (file): not UTF-8 text at byte 5 (0xe9)"),
+        (
+            (MINIMAL + "# £5\n").encode("latin-1"),
+            f":12: (file): not UTF-8 text at byte {len(MINIMAL) + 2} (0xa3)",
+        ),
+        (
+            MINIMAL.encode("utf-16"),
+            ":1: (file): not UTF-8 text at byte 0 (a UTF-16 byte order mark); save the file as",
+        ),
+        (
+            MINIMAL.encode("utf-16-le"),
+            ":1: (file): control character U+0000 at column 2 is not allowed (UTF-16 text?",
+        ),
+        (
+            MINIMAL.replace("C0ALERTS", "C0AL\x1bERTS").encode(),
+            ":6: (file): control character U+001B at column 25 is not allowed",
+        ),
+        (
+            b"\xef\xbb\xbf" + MINIMAL.encode() + b"\xff\n",
+            f":12: (file): not UTF-8 text at byte {3 + len(MINIMAL)}",
+        ),
+    ],
+)
+def test_encodings_and_control_characters(tmp_path: Path, content: bytes, expected: str) -> None:
+    """Bytes that are not UTF-8 YAML text are located by line (and byte, or column)."""
+    path = tmp_path / "routing.yaml"
+    path.write_bytes(content)
+    found = problems(path)
+    assert any(p.startswith(str(path)) and expected in p for p in found), found
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    """Editors on Windows may start UTF-8 files with a byte order mark: it is no problem."""
+    path = tmp_path / "routing.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
+    assert [r.name for r in load_config(path, {}).routes] == ["all"]
+
+
+def test_problems_stay_on_one_line(tmp_path: Path) -> None:
+    """A key with a newline or a colon, or a value with control characters, cannot break the
+    `file:line: key.path: message` form."""
+    path = write(tmp_path, MINIMAL + '"a:b\\nc": 1\nseverity: {default: "x\\u0007\\ud800"}\n')
+    found = problems(path)
+    assert f"{path}:12: a\\x3ab\\nc: unknown key" in found
+    assert any(
+        p.startswith(f"{path}:13: severity.default: unknown severity 'x\\x07") for p in found
+    )
+    assert all("\n" not in p and "\x07" not in p for p in found)
+
+
+def test_unreadable_secret_file_is_a_problem(tmp_path: Path) -> None:
+    """A secret file that is not UTF-8, or a path with a NUL, is a located problem."""
+    secret = tmp_path / "hook"
+    secret.write_bytes(b"\xff\xfe")
+    text = MINIMAL.replace(
+        "alerts: {channel: C0ALERTS}",
+        f'alerts: {{webhook_url_file: "{secret}"}}\n  ops: {{webhook_url_file: "a\\0b"}}',
+    )
+    found = problems(write(tmp_path, text), {}, secrets_required=True)
+    assert any(f":6: slack.alerts.webhook_url_file: cannot read {secret}: " in p for p in found)
+    assert any(":7: slack.ops.webhook_url_file: cannot read a\\x00b: " in p for p in found)
+
+
+def test_matchers_are_re2_and_one_item_may_hold_several(tmp_path: Path) -> None:
+    """A look-ahead is refused at its line; `{a="1", b=~"2"}` is two matchers (as Alertmanager)."""
+    bad = MINIMAL.replace(
+        "  - name: all\n", "  - name: all\n    matchers: ['alertname=~\"(?!Watchdog)Kube.*\"']\n"
+    )
+    path = write(tmp_path, bad)
+    assert problems(path)[0] == (
+        f"{path}:9: routes[0].matchers[0]: bad regex in matcher "
+        "'alertname=~\"(?!Watchdog)Kube.*\"': invalid perl operator: (?!"
+    )
+    two = MINIMAL.replace(
+        "  - name: all\n",
+        '  - name: db\n    matchers: [\'{team="db", env=~"prod|staging"}\']\n'
+        "    targets: [{kind: slack, channel: alerts}]\n  - name: all\n",
+    )
+    route = load_config(write(tmp_path, two), {}).routes[0]
+    assert [str(m) for m in route.matchers] == ['team="db"', 'env=~"prod|staging"']
+
+
+def test_a_template_that_raises_is_a_problem(tmp_path: Path) -> None:
+    """`{{ 1 / 0 }}` fails in Python, not in Jinja: still a problem at its line."""
+    text = MINIMAL.replace(
+        "  - name: all\n", "  - name: all\n    templates: {sms: '{{ 1 / 0 }}'}\n"
+    )
+    assert problems(write(tmp_path, text)) == [
+        f"{tmp_path}/routing.yaml:9: routes[0].templates.sms: template does not render: "
+        "ZeroDivisionError: division by zero"
+    ]
+
+
+def test_names_are_the_keys_as_written(tmp_path: Path) -> None:
+    """A key is a name as written (`true`, `010`); a name or phone with a newline is refused."""
+    text = MINIMAL.replace("alerts: {channel: C0ALERTS}", "true: {channel: C0ALERTS}\n  010: {}")
+    found = problems(write(tmp_path, text.replace("channel: alerts}", "channel: 'true'}")))
+    assert found == [  # the target found `true`; `010` is not 10
+        f"{tmp_path}/routing.yaml:7: slack.010: give channel (Web API) or webhook_url"
+        " / webhook_url_file"
+    ]
+    broken = MINIMAL.replace('"+447700900101"', '"+447700900101\\n"')
+    found = problems(write(tmp_path, broken.replace("people:\n", 'people:\n  "bob\\n": {}\n')))
+    assert any("people.alice.phone: '+447700900101\\n' is not an E.164" in p for p in found)
+    assert any(":2: people.bob\\n: names use lower-case letters" in p for p in found)

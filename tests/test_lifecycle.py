@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from receiver.config.load import load_config
+from receiver.config.yaml_source import ConfigError
+from receiver.web.logs import Redactor
 from tests.fakes import FakeSlack, Slow
 from tests.fakes.slack import TEST_BOT_TOKEN
 from tests.helpers import ROOT, fixture_bytes, free_port
+from tests.test_config_fuzz import KINDS, MUTANTS, SHIPPED, Mutant
 
 JSON = {"Content-Type": "application/json"}
 ROUTING_V1 = """\
@@ -235,3 +240,114 @@ async def test_invalid_file_keeps_the_running_config(
     assert code == 0
     assert "routes[0].targetz: unknown key (did you mean 'targets'?)" in err
     assert "reload failed; keeping the running configuration" in err
+
+
+@dataclass
+class LogTail:
+    """A running service's stderr, read as it comes: nobody reading would fill the pipe and
+    block its logging. `Service.stop()` reads the pipes itself, so use `stop()` here instead."""
+
+    service: Service
+    records: list[dict[str, object]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        proc = self.service.proc
+        assert proc.stderr is not None
+        assert proc.stdout is not None
+        self._tasks = [
+            asyncio.create_task(self._read(proc.stderr, keep=True)),
+            asyncio.create_task(self._read(proc.stdout, keep=False)),
+        ]
+
+    async def _read(self, stream: asyncio.StreamReader, *, keep: bool) -> None:
+        while line := await stream.readline():
+            if not keep:
+                continue
+            text = line.decode("utf-8", "replace")
+            self.lines.append(text)
+            with contextlib.suppress(ValueError):  # not a record: `lines` still has it
+                self.records.append(json.loads(text))
+
+    def count(self, msg: str) -> int:
+        return sum(1 for r in self.records if r.get("msg") == msg)
+
+    async def wait_for_more(self, msg: str, than: int, what: str) -> None:
+        """Until more than `than` records say `msg`."""
+        for _ in range(400):
+            if self.count(msg) > than:
+                return
+            assert self.service.proc.returncode is None, "".join(self.lines[-30:])
+            await asyncio.sleep(0.025)
+        pytest.fail(f"{what} did not happen; last log lines:\n{''.join(self.lines[-30:])}")
+
+    async def stop(self) -> int:
+        self.service.terminate()
+        code = await asyncio.wait_for(self.service.proc.wait(), 30)
+        await asyncio.gather(*self._tasks)
+        return code
+
+
+def rejected(mutant: Mutant, path: Path) -> list[str] | None:
+    """The problems `load_config` finds in the mutant at `path`, as the log would show them
+    (redacted alike); None if the mutant happens to be a valid file."""
+    path.write_bytes(mutant.content)
+    try:
+        load_config(path, {})
+    except ConfigError as e:
+        redact = Redactor()
+        return [json.loads(redact(json.dumps(str(p), ensure_ascii=False))) for p in e.problems]
+    return None
+
+
+async def test_broken_reloads_are_refused_and_the_watcher_goes_on(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """Fuzzed broken files as hot reloads: alive, gauge 0, each problem logged; then a good edit
+    is picked up by the watcher without SIGHUP, and SIGTERM still drains and exits 0."""
+    scratch = tmp_path / "scratch.yaml"
+    # Two broken variants of each kind (and the audit's cases): as check, the file's own
+    # problems, expected in the log.
+    sample = [
+        (m, problems)
+        for m in MUTANTS
+        if (m.seed < 2 or m.kind.startswith("audit-"))
+        and (problems := rejected(m, scratch)) is not None
+    ]
+    assert {m.kind for m, _ in sample} >= set(KINDS)
+    config = tmp_path / "routing.yaml"
+    config.write_text(SHIPPED)
+    service = await start(config, "--dry-run", "--reload-interval", "0.1")
+    tail = LogTail(service)
+    gauge = "oncall_router_config_last_reload_successful"
+    try:
+        for mutant, problems in sample:
+            before = tail.count("reload failed; keeping the running configuration")
+            mark = len(tail.records)
+            # The same problems at the service's path: render them for it.
+            config.write_bytes(mutant.content)
+            expected = [p.replace(str(scratch), str(config)) for p in problems]
+            await tail.wait_for_more(
+                "reload failed; keeping the running configuration", before, mutant.id
+            )
+            assert await metric(session, service.url, gauge) == 0, mutant.id
+            logged = [
+                r["problem"] for r in tail.records[mark:] if r.get("msg") == "routing file rejected"
+            ]
+            assert logged == expected, mutant.id
+            async with session.get(f"{service.url}/-/ready") as r:
+                assert r.status == 200  # still serving the old file
+        done = tail.count("routing file reloaded")
+        config.write_text(SHIPPED.replace("timezone: Europe/London", "timezone: Europe/Dublin"))
+        await tail.wait_for_more("routing file reloaded", done, "the good edit")
+        assert await metric(session, service.url, gauge) == 1
+        reloaded = [r for r in tail.records if r.get("msg") == "routing file reloaded"]
+        assert reloaded[-1]["reason"] == "file changed"  # the watcher, not a SIGHUP
+    finally:
+        code = await tail.stop()
+    assert code == 0, "".join(tail.lines[-30:])
+    assert tail.count("stopped") == 1
+    assert not any("Traceback" in line for line in tail.lines)
+    assert not any("exc" in r for r in tail.records)
+    assert len(sample) >= 15

@@ -90,6 +90,7 @@ def test_every_alert_is_labelled_and_annotated() -> None:
         "OncallRouterWebhooksNotArriving",
         "OncallRouterConfigReloadFailed",
         "OncallRouterFailedToSendNotifications",
+        "OncallRouterNotificationsLost",
         "OncallRouterWebhookRetries",
         "OncallRouterWebhooksRejected",
         "OncallRouterWebhooksSlow",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,96 @@ routes:
 def test_bad_labels(capsys: pytest.CaptureFixture[str], labels: str, message: str) -> None:
     assert main(["simulate", "--config", str(ROUTING), "--labels", labels]) == 2
     assert message in capsys.readouterr().err
+
+
+DST_ROUTING = """\
+timezone: {tz}
+people:
+  alice: {{phone: "+447700900101"}}
+  bob: {{phone: "+447700900102"}}
+  carol: {{phone: "+447700900103"}}
+  dave: {{phone: "+447700900104"}}
+rotations:
+  primary:
+    members: [alice, bob]
+    handoff: "2027-01-01 {handoff}"
+    turn: 1d
+routes:
+  - name: pager
+    targets: [{{kind: sms, person: carol}}]
+    escalation:
+      - after: 45m
+        targets: [{{kind: sms, person: dave}}]
+      - after: 2h
+        targets: [{{kind: sms, rotation: primary}}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("tz", "at", "handoff", "times", "holder"),
+    [
+        # Clocks go forward at 01:00 GMT: +45m is 02:15 BST (not 01:15 GMT), +2h is 03:30 BST,
+        # after the 03:00 handoff (wall-clock arithmetic said 02:30 BST, before it: bob).
+        (
+            "Europe/London",
+            "2027-03-28T00:30",
+            "03:00",
+            ["Sun 2027-03-28 00:30 GMT", "Sun 2027-03-28 02:15 BST", "Sun 2027-03-28 03:30 BST"],
+            "alice",
+        ),
+        # Clocks go back at 02:00 BST: +2h is 01:30 GMT, the second 01:30 of the night, before
+        # the 02:00 handoff (wall-clock arithmetic said 02:30 GMT, after it: bob).
+        (
+            "Europe/London",
+            "2027-10-31T00:30",
+            "02:00",
+            ["Sun 2027-10-31 00:30 BST", "Sun 2027-10-31 01:15 BST", "Sun 2027-10-31 01:30 GMT"],
+            "alice",
+        ),
+        # 02:00 EST becomes 03:00 EDT: +45m is 03:15 EDT (02:15 EST does not exist), +2h 04:30
+        # EDT, after the 04:00 handoff (wall-clock arithmetic said 03:30 EDT: bob).
+        (
+            "America/New_York",
+            "2027-03-14T01:30",
+            "04:00",
+            ["Sun 2027-03-14 01:30 EST", "Sun 2027-03-14 03:15 EDT", "Sun 2027-03-14 04:30 EDT"],
+            "alice",
+        ),
+        # 02:00 EDT becomes 01:00 EST: +2h is 01:30 EST, before the 02:00 handoff (wall-clock
+        # arithmetic said 02:30 EST, after it: alice).
+        (
+            "America/New_York",
+            "2027-11-07T00:30",
+            "02:00",
+            ["Sun 2027-11-07 00:30 EDT", "Sun 2027-11-07 01:15 EDT", "Sun 2027-11-07 01:30 EST"],
+            "bob",
+        ),
+    ],
+)
+def test_steps_are_real_elapsed_time_across_dst(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    tz: str,
+    at: str,
+    handoff: str,
+    times: list[str],
+    holder: str,
+) -> None:
+    """Across both 2027 DST changes each step is printed at a local time that exists, the real
+    time elapsed after the start, and pages whoever holds the rotation at that instant."""
+    config = tmp_path / "routing.yaml"
+    config.write_text(DST_ROUTING.format(tz=tz, handoff=handoff))
+    argv = ["simulate", "--config", str(config), "--labels", "alertname=X", "--at", at]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^\+\w+\s+(\w{3} \S+ \S+ \w+)  ", out, re.M) == times
+    assert paged(blocks(out)["+2h"]) == {("sms", holder)}
+
+    assert main([*argv, "--json"]) == 0
+    timeline = json.loads(capsys.readouterr().out)["timeline"]
+    instants = [datetime.fromisoformat(step["at"]) for step in timeline]
+    # The printed offsets are right too: the steps are 45m and 2h after the start, as instants.
+    assert [(t - instants[0]).total_seconds() for t in instants] == [0, 2700, 7200]
+    assert [(p["recipient"], p["to"]) for p in timeline[2]["pages"]] == [
+        (holder, "+447700900101" if holder == "alice" else "+447700900102")
+    ]

@@ -37,7 +37,7 @@ async def test_a_claim_is_taken_once(stores: tuple[Store, Store]) -> None:
     a, b = stores
     assert await a.claim("k", (), 5) is Claim.CLAIMED
     assert await b.claim("k", (), 5) is Claim.PENDING
-    await a.settle("k", delivered=True, ttl=60)
+    await a.settle([("k", True)], 60)
     assert await b.claim("k", (), 5) is Claim.DELIVERED
     assert await b.peek("k", ()) is Claim.DELIVERED
 
@@ -47,9 +47,9 @@ async def test_a_failed_send_releases_only_its_own_claim(redis_server: RedisServ
     a, b = RedisStore(redis_server.url), RedisStore(redis_server.url)
     try:
         assert await a.claim("k", (), 5) is Claim.CLAIMED
-        await b.settle("k", delivered=False, ttl=5)  # not b's: stays
+        await b.settle([("k", False)], 5)  # not b's: stays
         assert await b.peek("k", ()) is Claim.PENDING
-        await a.settle("k", delivered=False, ttl=5)
+        await a.settle([("k", False)], 5)
         assert await b.peek("k", ()) is None
         assert await b.claim("k", (), 5) is Claim.CLAIMED
     finally:
@@ -63,11 +63,26 @@ async def test_a_more_urgent_delivery_covers_a_less_urgent_one(
     """Sent as critical: the high version is covered; sent as high: critical is new."""
     a, b = stores
     assert await a.claim("x:critical", ("x:critical",), 5) is Claim.CLAIMED
-    await a.settle("x:critical", delivered=True, ttl=60)
+    await a.settle([("x:critical", True)], 60)
     assert await b.claim("x:high", ("x:critical",), 5) is Claim.DELIVERED
     assert await b.claim("y:high", (), 5) is Claim.CLAIMED
-    await b.settle("y:high", delivered=True, ttl=60)
+    await b.settle([("y:high", True)], 60)
     assert await a.claim("y:critical", (), 5) is Claim.CLAIMED
+
+
+async def test_claims_and_settlements_in_one_call(stores: tuple[Store, Store]) -> None:
+    """Several claims at once (one round trip with Redis), then their settlements at once."""
+    a, b = stores
+    assert await a.claim("taken", (), 5) is Claim.CLAIMED
+    states = await b.claim_many([("new", ()), ("taken", ()), ("other", ("taken",))], 5)
+    assert states == [Claim.CLAIMED, Claim.PENDING, Claim.PENDING]
+    await b.settle([("new", True)], 60)
+    await a.settle([("taken", False)], 60)
+    assert await a.claim_many([("new", ()), ("taken", ()), ("other", ())], 5) == [
+        Claim.DELIVERED,
+        Claim.CLAIMED,
+        Claim.CLAIMED,
+    ]
 
 
 async def test_claims_expire(stores: tuple[Store, Store]) -> None:
@@ -148,7 +163,7 @@ async def test_a_store_that_is_down_or_hung_fails_open(redis_server: RedisServer
         redis_server.resume()
         redis_server.stop()
         assert await store.pace("sms:+1", 1.0, 10.0, 20.0) == 10.0
-        await store.settle("k", delivered=True, ttl=5)
+        await store.settle_many([("k", True)], 5)
         opened = await store.open_group("g", GroupMemory("s", FIRST), 60)
         assert opened == GroupMemory("s", FIRST)
         assert await store.slack_message("g", "d") is None

@@ -51,7 +51,13 @@ def signature(text: str) -> str:
     return text.rpartition(".")[2]
 
 
-def verify(text: str, secret: str, now: float) -> AckToken:
+def verify(text: str, secret: str, now: float, channel: Channel | None = None) -> AckToken:
+    """The token if it is ours, unexpired and (given `channel`) issued for that channel.
+
+    Every call-back passes its own channel: a Slack button's token pasted into an email link,
+    or a call's token posted to the Slack endpoint, would otherwise acknowledge on a channel
+    the page never reached, in the name of someone else.
+    """
     payload, dot, sig = text.partition(".")
     if not dot or len(text) > 1024:
         raise TokenError("malformed", "not an acknowledgement token")
@@ -75,6 +81,11 @@ def verify(text: str, secret: str, now: float) -> AckToken:
     except (ValueError, KeyError, TypeError):
         # Signed by us but unreadable: a token from an incompatible version.
         raise TokenError("malformed", "the token cannot be read") from None
+    # Before expiry: a token used on the wrong channel is refused as such (403), never as 410.
+    if channel is not None and token.channel is not channel:
+        raise TokenError(
+            "forged", f"this token was issued for {token.channel.value}, not {channel.value}"
+        )
     if now >= token.expires:
         raise TokenError("expired", "this acknowledgement link has expired")
     return token

@@ -23,7 +23,7 @@ from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
 from receiver.channels.base import DeliveryError, reason_for_status, short
 from receiver.config.settings import Settings
-from receiver.messages import render, templates
+from receiver.messages import escape, render, templates
 from receiver.model import Alert, Notification, Severity, Status
 
 log = logging.getLogger("receiver.channels.email")
@@ -70,11 +70,13 @@ class EmailSender:
         except _TRANSPORT_ERRORS as e:
             # `from None`: aiohttp errors may carry request_info, whose headers hold the key.
             raise DeliveryError(
-                "connectionError", short(f"sendgrid: {type(e).__name__}: {e}"), retryable=True
+                "connectionError",
+                short(f"sendgrid: {type(e).__name__}: {e}", self._secrets),
+                retryable=True,
             ) from None
         except aiohttp.ClientError as e:  # e.g. an invalid SENDGRID_API_URL
             raise DeliveryError(
-                "other", short(f"sendgrid: {type(e).__name__}: {e}"), retryable=False
+                "other", short(f"sendgrid: {type(e).__name__}: {e}", self._secrets), retryable=False
             ) from None
         if not 200 <= status < 300:
             raise classify(status, headers, body, scrub=self._secrets)
@@ -291,8 +293,9 @@ def _link(title: str, url: str) -> str:
 
 
 def _e(text: str, limit: int = CELL_LIMIT) -> str:
-    """Escaped for HTML text and attributes, and bounded."""
-    return html.escape(_cut(text, limit), quote=True)
+    """Escaped for HTML text and attributes, bounded, and without invisible format characters
+    (a right-to-left override would make a line read backwards)."""
+    return html.escape(_cut(escape.visible(text), limit), quote=True)
 
 
 def _cut(text: str, limit: int) -> str:

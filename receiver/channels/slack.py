@@ -7,6 +7,7 @@ with `{"ok": false, "error": ...}`. Both send 429 with Retry-After when rate lim
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import tzinfo
 from typing import Any
@@ -14,10 +15,10 @@ from urllib.parse import quote
 
 import aiohttp
 
-from receiver.channels.base import DeliveryError, reason_for_status, retry_after
+from receiver.channels.base import DeliveryError, reason_for_status, retry_after, short
 from receiver.config.settings import Settings
 from receiver.config.types import Acknowledgement, SlackDestination
-from receiver.messages import render, templates
+from receiver.messages import escape, render, templates
 from receiver.model import Alert, Notification, Severity, SlackRef, Status
 
 _EMOJI = {
@@ -108,17 +109,25 @@ class SlackSender:
                 return None  # deleted, or not ours to edit: a new message instead
             raise
         if n.stage_text and n.stage != ref.stage:
-            reply = {"channel": ref.channel, "thread_ts": ref.ts, "text": _escape(n.stage_text)}
+            reply = {
+                "channel": ref.channel,
+                "thread_ts": ref.ts,
+                "text": escape.slack_mrkdwn(n.stage_text),
+            }
             await self._call("chat.postMessage", reply)
         return SlackRef(ref.channel, ref.ts, n.stage)
 
     async def _webhook(self, url: str, message: dict[str, Any]) -> None:
         try:
             async with self.session.post(url, json=message) as response:
-                body = (await response.text())[:200]
+                # Whole: `_http_error` redacts before it cuts (the URL is the secret, and an
+                # error page may quote it).
+                body = await response.text()
                 if response.status == 200:
                     return
-                raise _http_error(response.status, body.strip() or "empty body", response.headers)
+                raise _http_error(
+                    response.status, body.strip() or "empty body", response.headers, (url,)
+                )
         except aiohttp.ClientError as e:
             # str(e) may hold the webhook URL, which is a secret: name only the error type.
             raise DeliveryError(
@@ -141,10 +150,10 @@ class SlackSender:
             ) as response:
                 text = await response.text()
                 if response.status != 200:
-                    raise _http_error(response.status, _api_error(text), response.headers)
+                    raise _http_error(response.status, _api_error(text), response.headers, (token,))
                 error = _api_error(text)
                 if error != "ok":
-                    raise _ok_false(error, response.headers)
+                    raise _ok_false(error, response.headers, (token,))
                 answer: dict[str, Any] = json.loads(text)
                 return answer
         except aiohttp.ClientError as e:
@@ -154,28 +163,31 @@ class SlackSender:
 
 
 def _api_error(text: str) -> str:
+    # Uncut: the detail is redacted first and cut after (`short`), never half a token left.
     try:
         body = json.loads(text)
     except ValueError:
-        return text[:100].strip() or "non-JSON answer"
+        return text.strip() or "non-JSON answer"
     if not isinstance(body, dict):
         return "non-object answer"
     if body.get("ok") is True:
         return "ok"
-    return str(body.get("error", "unknown_error"))[:100]
+    return str(body.get("error", "unknown_error"))
 
 
-def _http_error(status: int, error: str, headers: Mapping[str, str]) -> DeliveryError:
+def _http_error(
+    status: int, error: str, headers: Mapping[str, str], scrub: tuple[str, ...]
+) -> DeliveryError:
     retryable = status == 429 or status >= 500
     return DeliveryError(
         reason_for_status(status),
-        f"slack {status}: {error}",
+        short(f"slack {status}: {error}", scrub),
         retryable=retryable,
         retry_after=retry_after(headers),
     )
 
 
-def _ok_false(error: str, headers: Mapping[str, str]) -> DeliveryError:
+def _ok_false(error: str, headers: Mapping[str, str], scrub: tuple[str, ...]) -> DeliveryError:
     if error in ("ratelimited", "rate_limited"):
         reason = "rateLimited"
     elif error in _AUTH_ERRORS:
@@ -186,7 +198,7 @@ def _ok_false(error: str, headers: Mapping[str, str]) -> DeliveryError:
         reason = "clientError"
     return DeliveryError(
         reason,
-        f"slack: {error}",
+        short(f"slack: {error}", scrub),
         retryable=error in _RETRYABLE_ERRORS,
         retry_after=retry_after(headers),
     )
@@ -214,13 +226,20 @@ def build_message(
         f"*Alerts:*\n{render.counts(n)}",
         f"*Since:*\n<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|"
         f"{render.stamp(started)}>",
-        f"*Route:*\n{n.route}",
+        f"*Route:*\n{escape.slack_mrkdwn(n.route)}",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, 150), "emoji": True}},
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _cut(escape.slack_plain(title), 150),
+                "emoji": True,
+            },
+        },
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": _cut(f"*{_escape(summary)}*", 3000)},
+            "text": {"type": "mrkdwn", "text": _cut(f"*{escape.slack_mrkdwn(summary)}*", 3000)},
             "fields": [{"type": "mrkdwn", "text": _cut(f, 2000)} for f in fields],
         },
     ]
@@ -233,9 +252,10 @@ def build_message(
         details.append(_context(f"… and {hidden} more"))
     links = _links(n, alertmanager_url)
     if links:
-        details.append(_context(" • ".join(links)))
+        details.append(_context(_LINK_SEPARATOR.join(links)))
     return {
-        "text": _cut(render.slack_text(n), 3000),
+        # The fallback that notifications and mentions use: escaped like every block.
+        "text": _cut(escape.slack_mrkdwn(render.slack_text(n)), 3000),
         "blocks": blocks,
         "attachments": [
             {"color": _RESOLVED_COLOUR if resolved else _COLOUR[n.severity], "blocks": details}
@@ -320,23 +340,34 @@ def duration_text(seconds: float) -> str:
 def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:
     mark = ":fire:" if alert.status is Status.FIRING else ":white_check_mark:"
     identity = alert.labels.get("instance") or alert.labels.get("pod") or alert.name
-    lines = [f"{mark} *{_escape(alert.summary)}* ({_escape(identity)})"]
+    lines = [f"{mark} *{escape.slack_mrkdwn(alert.summary)}* ({escape.slack_mrkdwn(identity)})"]
     description = alert.annotations.get("description")
     if description and description != alert.summary:
-        lines.append(_escape(description))
+        lines.append(escape.slack_mrkdwn(description))
     lines.append(f"since {alert.starts_at.astimezone(tz):%H:%M %Z}")
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
 
 
 def _links(n: Notification, alertmanager_url: str | None) -> list[str]:
+    """One link per title; a URL that is not well-formed http(s) is dropped (escape.web_url), and
+    links stop before the context's 3000 characters (a cut link would show as raw text)."""
     seen: dict[str, str] = {}
     for alert in n.alerts:
         for link in alert.links:
-            seen.setdefault(link.title, link.url)
-    out = [f"<{url}|{title}>" for title, url in seen.items() if len(url) < 2900]
-    silence = silence_url(n, alertmanager_url)
-    if silence:
-        out.append(f"<{silence}|Silence this group>")
+            url = escape.slack_link_url(link.url)
+            if url is not None and len(url) < 2900:
+                seen.setdefault(link.title, url)
+    silence = escape.slack_link_url(silence_url(n, alertmanager_url) or "")
+    if silence is not None:
+        seen.setdefault("Silence this group", silence)
+    out: list[str] = []
+    size = 0
+    for title, url in seen.items():
+        shown = f"<{url}|{escape.slack_mrkdwn(title)}>"
+        size += len(shown) + (len(_LINK_SEPARATOR) if out else 0)
+        if size > 3000:
+            break
+        out.append(shown)
     return out
 
 
@@ -355,10 +386,13 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, 3000)}]}
 
 
-def _escape(text: str) -> str:
-    """Slack mrkdwn needs only &, < and > escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+_LINK_SEPARATOR = " • "
+# The start of an entity that escape.slack_* wrote (&amp; &lt; &gt;), cut before its `;`.
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most `limit` characters; never half an entity (which would show as "&am…")."""
+    if len(text) <= limit:
+        return text
+    return _PARTIAL_ENTITY.sub("", text[: limit - 1]) + "…"

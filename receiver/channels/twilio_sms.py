@@ -21,7 +21,8 @@ class SmsSender:
         self._tz = tz
 
     async def send(self, n: Notification) -> None:
-        # templates.sms_text fits one GSM segment when it can and never exceeds Twilio's 1600.
+        # templates.sms_text is one billed segment when it can be (messages.sms_length), alert
+        # text cleaned (messages.escape.sms), and never over Twilio's 1600.
         message = await self._api.create(
             "Messages", n.recipient.address, {"Body": templates.sms_text(n, self._tz)}
         )

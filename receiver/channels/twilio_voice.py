@@ -14,14 +14,13 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from receiver.channels.twilio_api import TwilioApi
 from receiver.config.settings import Settings
 from receiver.messages import templates
+from receiver.messages.escape import speech
 from receiver.model import Notification, Status
 
 log = logging.getLogger("receiver.channels.call")
 
 MAX_TWIML = 4000  # Twilio's cap on the `Twiml` parameter, in characters
 _URL = re.compile(r"https?://\S+")
-# Characters XML 1.0 forbids (lone surrogates included); ElementTree would write them anyway.
-_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class CallSender:
@@ -120,6 +119,7 @@ def _announce(verb: VoiceResponse | Gather, speech: str) -> None:
 
 
 def _speakable(text: str) -> str:
-    """No URLs (a voice reads them letter by letter), even from a route's `call` override."""
-    text = _NOT_XML.sub(" ", _URL.sub("", text))
-    return re.sub(r"\s+", " ", text).strip()
+    """No URLs (a voice reads them letter by letter), even from a route's `call` override; no
+    control, invisible or XML-forbidden characters (escape.speech), which ElementTree would
+    write anyway."""
+    return speech(_URL.sub("", text))

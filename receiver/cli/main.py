@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +24,7 @@ from receiver.channels.base import Sender
 from receiver.channels.console import dry_run_line
 from receiver.channels.registry import dry_run_senders, vendor_senders
 from receiver.cli.commands import register_all
-from receiver.cli.tools import UsageError, parse_time
+from receiver.cli.tools import UsageError, parse_span, parse_time
 from receiver.config.load import load_config
 from receiver.config.settings import Settings, SettingsError, load_settings
 from receiver.config.types import Config
@@ -48,6 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        # Inside the try: output still buffered would otherwise fail at exit, with a traceback.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`who | head`): stop quietly, as the Python docs' "Note on
+        # SIGPIPE" recommends. stdout now points at devnull so the flush at exit cannot fail.
+        _stdout_to_devnull()
+        return 1
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
@@ -57,6 +66,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return code
+
+
+def _stdout_to_devnull() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # not backed by a file descriptor (a test's capture): nothing flushes to a pipe
+    finally:
+        os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a routing file; exit 1 listing every problem")
     _config_arg(check)
+    check.add_argument(
+        "--horizon",
+        metavar="DURATION",
+        help="look this far ahead for gaps in on-call cover, e.g. 13w or 90d (default: one full "
+        "cycle of the longest rotation, at least 4w)",
+    )
+    check.add_argument("--at", help="ISO 8601 time the look-ahead starts (default: now)")
     check.set_defaults(func=_check)
 
     route = sub.add_parser("route", help="show what a payload would do, as JSON; sends nothing")
@@ -124,10 +150,11 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    horizon = None if args.horizon is None else parse_span(args.horizon, "--horizon")
     config = load_config(args.config, os.environ)
-    for warning in config.warnings:
+    for warning in sorted(config.warnings, key=lambda w: w.line):
         print(f"warning: {warning}", file=sys.stderr)
-    for gap in gaps(config, datetime.now(UTC)):
+    for gap in gaps(config, parse_time(args.at, config.timezone), horizon):
         print(f"warning: {args.config}: {gap}", file=sys.stderr)
     print(f"{args.config}: OK ({len(config.routes)} routes, {len(config.people)} people)")
     return 0
@@ -286,17 +313,11 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(os.environ)
     redactor = Redactor(settings.secrets)
     setup_logging(settings.log_level, redactor)
-    config = load_config(args.config, os.environ, secrets_required=not args.dry_run)
+    host, port = _listen(args.listen)
+    config = _serving_config(args.config, settings, dry_run=args.dry_run)
     redactor.add(config.secrets)
     for warning in config.warnings:
         log.warning("routing file", extra={"problem": str(warning)})
-    host, port = _listen(args.listen)
-    if not args.dry_run:
-        missing = required_secrets(config, settings)
-        if missing:
-            raise UsageError(
-                "missing secrets for serve (set them or use --dry-run): " + ", ".join(missing)
-            )
     _log_acknowledgement(settings)
     metrics = Metrics(CollectorRegistry())
     metrics.config_reload_success.set(1)
@@ -320,15 +341,60 @@ def _serve(args: argparse.Namespace) -> int:
     reloader = Reloader(
         args.config, service, os.environ, redactor, secrets_required=not args.dry_run
     )
-    asyncio.run(
-        serve(
-            app,
-            service,
-            host,
-            port,
-            reloader=reloader,
-            reload_interval=args.reload_interval,
-            shutdown_delay=args.shutdown_delay,
+    try:
+        asyncio.run(
+            serve(
+                app,
+                service,
+                host,
+                port,
+                reloader=reloader,
+                reload_interval=args.reload_interval,
+                shutdown_delay=args.shutdown_delay,
+            )
         )
-    )
+    except OSError as e:
+        if not _is_listen_error(e):
+            raise
+        # An operator's mistake (port taken, no such address), not a bug: one line, no traceback.
+        reason = os.strerror(e.errno) if e.errno in _LISTEN_ERRNOS else e.strerror or str(e)
+        print(f"error: cannot listen on {args.listen}: {reason.lower()}", file=sys.stderr)
+        return 1
     return 0
+
+
+# Errors binding the listening socket. asyncio keeps the errno when it rewords the message.
+_LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
+
+
+def _is_listen_error(e: OSError) -> bool:
+    return isinstance(e, socket.gaierror) or e.errno in _LISTEN_ERRNOS
+
+
+def _serving_config(path: Path, settings: Settings, *, dry_run: bool) -> Config:
+    """The routing file for `serve`; for real serving, every missing secret is named at once.
+
+    Secrets come from two places: `${VAR}` references in the routing file, and the vendor
+    credentials its routes need from the environment. Reporting only one kind makes the
+    operator go round twice, so a file whose only problems are missing secrets is read again
+    with them as warnings, to learn which vendor credentials its routes need as well.
+    """
+    if dry_run:
+        return load_config(path, os.environ)
+    try:
+        config = load_config(path, os.environ, secrets_required=True)
+        unset: tuple[str, ...] = ()
+    except ConfigError as strict:
+        try:
+            config = load_config(path, os.environ)
+        except ConfigError:
+            raise strict from None  # the file has other problems: list them all, as check does
+        unset = tuple(str(p) for p in strict.problems)
+    vendor = required_secrets(config, settings)
+    if unset or vendor:
+        lines = [*unset, *(f"environment variable {name} is not set" for name in vendor)]
+        raise UsageError(
+            f"{len(lines)} secret(s) missing for serve (set them, or use --dry-run):\n  "
+            + "\n  ".join(lines)
+        )
+    return config

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from receiver.config.yaml_source import parse_duration
 
 
 class UsageError(ValueError):
@@ -10,11 +12,26 @@ class UsageError(ValueError):
 
 
 def parse_time(text: str | None, tz: tzinfo) -> datetime:
-    """ISO 8601; a time without an offset is in the routing file's time zone; None is now."""
+    """ISO 8601; a time without an offset is in the routing file's time zone; None is now.
+
+    The answer is in UTC: a duration added to it is real elapsed time. Added to a datetime in a
+    zone with DST it would be wall-clock time, and could land on an hour that does not exist.
+    """
     if text is None:
         return datetime.now(UTC)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--at {text!r} is not an ISO 8601 time") from None
-    return when.replace(tzinfo=tz) if when.tzinfo is None else when
+    return (when.replace(tzinfo=tz) if when.tzinfo is None else when).astimezone(UTC)
+
+
+def parse_span(text: str, option: str) -> timedelta:
+    """A positive duration such as `13w`, `90d` or `36h`."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise UsageError(f"{option}: {e}") from None
+    if seconds <= 0:
+        raise UsageError(f"{option}: must be more than 0")
+    return timedelta(seconds=seconds)

@@ -13,7 +13,7 @@ from receiver.config.rotations import parse_rotations, parse_windows
 from receiver.config.routes import check_coverage, parse_routes
 from receiver.config.severity import parse_sentry, parse_severity_policy
 from receiver.config.types import Config, RefKind
-from receiver.config.yaml_source import ConfigError, LineDict, Reader, load_yaml
+from receiver.config.yaml_source import FILE, ConfigError, LineDict, Reader, load_yaml
 
 
 def load_config(
@@ -24,7 +24,13 @@ def load_config(
     data, problems = load_yaml(path)
     reader = Reader(str(path), environ, secrets_required)
     reader.problems.extend(problems)
-    config = _build(reader, data)
+    try:
+        config = _build(reader, data)
+    except Exception as e:
+        # Every value is type-checked on the way in (tests/test_config_fuzz.py); should one
+        # still slip through, `check` and a reload get a located problem, not a traceback.
+        config = None
+        reader.error(1, FILE, f"internal error while reading the file: {type(e).__name__}: {e}")
     if reader.problems or config is None:
         raise ConfigError(sorted(reader.problems, key=lambda p: p.line))
     return config
@@ -92,6 +98,6 @@ def _timezone(r: Reader, top: LineDict) -> ZoneInfo:
     name = r.string(top, "timezone", "") or "UTC"
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         r.error(r.line_of(top, "timezone"), "timezone", f"unknown time zone {name!r}")
         return ZoneInfo("UTC")

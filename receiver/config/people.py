@@ -20,14 +20,14 @@ def parse_people(r: Reader, top: LineDict) -> dict[str, Person]:
         if m is None:
             continue
         phone = r.string(m, "phone", path)
-        if phone is not None and phone and not _E164.match(phone):
+        if phone is not None and phone and not _E164.fullmatch(phone):
             r.error(
                 r.line_of(m, "phone"),
                 f"{path}.phone",
                 f"{phone!r} is not an E.164 phone number (e.g. +447700900123)",
             )
         email = r.string(m, "email", path)
-        if email is not None and email and not _EMAIL.match(email):
+        if email is not None and email and not _EMAIL.fullmatch(email):
             r.error(r.line_of(m, "email"), f"{path}.email", f"{email!r} is not an email address")
         out[pid] = Person(
             pid,

@@ -9,12 +9,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from receiver.config.yaml_source import LineDict, Reader, parse_duration
+from receiver.config.yaml_source import LineDict, Reader, kind_of, parse_duration
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HOURS = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")
 # A Monday: handoffs default to Monday 09:00 local time, weekly.
 DEFAULT_HANDOFF = datetime(2024, 1, 1, 9, 0)
+MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,16 @@ def local_time(value: Any, tz: ZoneInfo) -> datetime:
         except ValueError:
             raise ValueError(f"{value!r} is not a time like 2026-12-24 09:00") from None
     else:
-        raise TypeError(f"expected a time like 2026-12-24 09:00, got {value!r}")
+        raise TypeError(f"expected a time like 2026-12-24 09:00, got {kind_of(value)}")
+    # Far-off years are typos, and overflow once moved between time zones.
+    if not MIN_YEAR <= when.year <= MAX_YEAR:
+        raise ValueError(f"{value!r}: the year must be from {MIN_YEAR} to {MAX_YEAR}")
     return when.replace(tzinfo=tz) if when.tzinfo is None else when
+
+
+def _local_naive(value: Any, tz: ZoneInfo) -> datetime:
+    """A handoff: naive local wall-clock time in `tz`."""
+    return local_time(value, tz).astimezone(tz).replace(tzinfo=None)
 
 
 def parse_rotations(
@@ -117,10 +126,10 @@ def parse_rotations(
                 r.line_of(m, "handoff"),
                 f"{path}.handoff",
                 m["handoff"],
-                lambda v: local_time(v, tz),
+                lambda v: _local_naive(v, tz),
             )
             if parsed is not None:
-                handoff = parsed.astimezone(tz).replace(tzinfo=None)
+                handoff = parsed
         turn = r.duration(m, "turn", path, 7 * 86400.0)
         if turn < 3600:
             r.error(r.line_of(m, "turn"), f"{path}.turn", "a turn is at least 1h")
@@ -212,7 +221,7 @@ def parse_windows(r: Reader, top: LineDict, tz: ZoneInfo) -> dict[str, TimeWindo
         if (zone_name := r.string(m, "timezone", path)) is not None:
             try:
                 zone = ZoneInfo(zone_name)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 r.error(
                     r.line_of(m, "timezone"), f"{path}.timezone", f"unknown time zone {zone_name!r}"
                 )
@@ -256,7 +265,8 @@ def _date(value: Any) -> date:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"{value!r} is not a date like 2026-12-25")
+        raise ValueError(f"{value!r} is not a date like 2026-12-25")
+    raise TypeError(f"expected a date like 2026-12-25, got {kind_of(value)}")
 
 
 __all__ = ["Override", "Rotation", "TimeWindow", "local_time", "parse_duration"]

@@ -176,6 +176,10 @@ def _templates(r: Reader, m: LineDict, path: str) -> dict[str, str]:
         except TemplateError as e:
             r.error(line, where, str(e))
             continue
+        except Exception as e:
+            # A template is a small program: `{{ 1 / 0 }}` fails in Python, not in Jinja.
+            r.error(line, where, f"template does not render: {type(e).__name__}: {e}")
+            continue
         out[key] = source
     return out
 

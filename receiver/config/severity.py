@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from receiver.config.matchers import Matcher
+from receiver.config.matchers import Matcher, parse_line
 from receiver.config.types import IssueOutcome, SentryPolicy, SeverityPolicy, SeverityRule
 from receiver.config.yaml_source import LineDict, Reader
 from receiver.model import Severity
@@ -51,7 +51,8 @@ def parse_severity_policy(r: Reader, top: LineDict) -> SeverityPolicy:
             rule_sev = r.convert(
                 r.line_of(rule, "severity"), f"{item_path}.severity", sev_text, parse_severity
             )
-        if not matchers:
+        if not matchers and not rule.get("matchers"):
+            # (A rule whose matchers are all wrong has those problems already.)
             r.error(rule.line, f"{item_path}.matchers", "a rule needs at least one matcher")
         if rule_sev is not None:
             rules.append(SeverityRule(matchers, rule_sev, item_line))
@@ -59,11 +60,10 @@ def parse_severity_policy(r: Reader, top: LineDict) -> SeverityPolicy:
 
 
 def parse_matchers(r: Reader, m: LineDict, path: str) -> tuple[Matcher, ...]:
-    out = []
+    out: list[Matcher] = []
     for line, item_path, text in r.strings(m, "matchers", path):
-        matcher = r.convert(line, item_path, text, Matcher.parse)
-        if matcher is not None:
-            out.append(matcher)
+        # One item may hold several, as in Alertmanager: `{team="db", env=~"prod|staging"}`.
+        out.extend(r.convert(line, item_path, text, parse_line) or ())
     return tuple(out)
 
 

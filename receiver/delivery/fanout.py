@@ -1,4 +1,9 @@
-"""Fan-out to every target at once, each retried on its own, all under one deadline."""
+"""Fan-out to every target at once, each retried on its own, all under one deadline.
+
+A webhook's sends stop after `delivery.attempts` (Alertmanager retries what is left); a
+`Background` deadline has nobody behind it, so its sends retry until the deadline and what is
+still undelivered then is lost: logged at ERROR and counted.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
+    stop_any,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from receiver.channels.base import DeliveryError, Sender
 from receiver.config.types import Delivery
@@ -70,6 +77,16 @@ def _never_fails(op: str, detail: str) -> None:
 CLAIM_POLL = 0.05
 
 
+class Background(float):
+    """A deadline in seconds for messages nobody upstream retries (a Sentry event the router
+    delivers itself): no attempt cap, each target retried with capped backoff until the deadline,
+    and one still undelivered then is lost (logged at ERROR, counted in
+    `oncall_router_notifications_lost_total`). A float, so it passes unchanged through callers
+    that only hand a deadline on (`Service.deliver`)."""
+
+    __slots__ = ()
+
+
 @dataclass
 class Deliverer:
     """Long-lived: the store it claims in and paces with outlives each request."""
@@ -86,29 +103,58 @@ class Deliverer:
         return self.metrics.by_channel
 
     async def deliver(
-        self, notifications: Sequence[Notification], deadline: float | None = None
+        self,
+        notifications: Sequence[Notification],
+        deadline: float | None = None,
+        *,
+        background: bool = False,
     ) -> Report:
-        """Send all at once; gather() without cancelling siblings, so no target waits on another."""
+        """Send all at once; gather() without cancelling siblings, so no target waits on another.
+
+        Every message is claimed before its send and settled after, all in one store call each
+        (with Redis: one round trip for the claims, one for the settlements). `background=True`
+        or a `Background` deadline (which passes through callers that only hand a deadline on,
+        such as Service.deliver) lifts the attempt cap and counts what is lost."""
+        background = background or isinstance(deadline, Background)
         latest = time.monotonic() + (deadline or self.policy.deadline)
-        results = await asyncio.gather(*(self._once(n, latest) for n in notifications))
+        claims = [(n.key, n.covered_by) for n in notifications]
+        states = await self.store.claim_many(claims, self._pending_ttl(latest)) if claims else []
+        held: list[tuple[str, bool]] = []  # (key, delivered) of the claims this call holds
+        try:
+            results = await asyncio.gather(
+                *(
+                    self._once(n, state, latest, held, background)
+                    for n, state in zip(notifications, states, strict=True)
+                )
+            )
+        finally:
+            if held:
+                await self.store.settle_many(held, self.policy.dedupe_ttl)
         return Report(tuple(results))
 
-    async def _once(self, n: Notification, latest: float) -> Result:
-        """One send per idempotency key across every replica: claimed before the send, marked
-        delivered after, released on failure. A claim held by another sender (a replica, or an
-        HA Alertmanager's twin webhook) is waited for until the deadline, then answered 503."""
-        # A claim outlives a send that hangs until the deadline, not much more: if its replica
-        # dies mid-send, Alertmanager's retry finds the key free again.
-        pending_ttl = self.policy.deadline + 5.0
-        while True:
-            state = await self.store.claim(n.key, n.covered_by, pending_ttl)
-            if state is Claim.CLAIMED:
-                break
+    def _pending_ttl(self, latest: float) -> float:
+        # A claim outlives a send that hangs until the deadline (a background one's too), not
+        # much more: if its replica dies mid-send, Alertmanager's retry finds the key free again.
+        return max(self.policy.deadline, latest - time.monotonic()) + 5.0
+
+    async def _once(
+        self,
+        n: Notification,
+        state: Claim,
+        latest: float,
+        held: list[tuple[str, bool]],
+        background: bool,
+    ) -> Result:
+        """One send per idempotency key across every replica. A claim held by another sender
+        (a replica, or an HA Alertmanager's twin webhook) is waited for until the deadline,
+        then answered 503; the claims this one takes are settled by `deliver`."""
+        while state is not Claim.CLAIMED:
             if state is Claim.DELIVERED:
                 return self._deduplicated(n)
-            waited = await self._wait_for_claim(n, latest)
+            waited = await self._wait_for_claim(n, latest, background)
             if waited is not None:
                 return waited
+            state = await self.store.claim(n.key, n.covered_by, self._pending_ttl(latest))
         where = f"{group_key(n.group)}:{n.spell}"
         if n.stage:
             # A Slack channel: the group's message is edited rather than posted again.
@@ -116,18 +162,23 @@ class Deliverer:
                 n, follows=await self.store.slack_message(where, n.recipient.address)
             )
         try:
-            result = await self._send(n, latest)
-        except BaseException:
-            await self.store.settle(n.key, delivered=False, ttl=pending_ttl)
+            result = await self._send(n, latest, background)
+        except BaseException as e:
+            if background and isinstance(e, asyncio.CancelledError):
+                # Shutdown cut its retries short, and nobody else will send it.
+                error = DeliveryError("other", "cut short by shutdown", retryable=True)
+                self._failed(n, error, 0, background)
+            held.append((n.key, False))
             raise
-        delivered = result.outcome is Outcome.DELIVERED
-        await self.store.settle(n.key, delivered, self.policy.dedupe_ttl)
+        held.append((n.key, result.outcome is Outcome.DELIVERED))
         if result.posted is not None:
             ttl = self.policy.dedupe_ttl
             await self.store.remember_slack_message(where, n.recipient.address, result.posted, ttl)
         return result
 
-    async def _wait_for_claim(self, n: Notification, latest: float) -> Result | None:
+    async def _wait_for_claim(
+        self, n: Notification, latest: float, background: bool
+    ) -> Result | None:
         """Until the other sender settles: its delivery (a duplicate avoided), or None once the
         claim is released, so this one claims again. At the deadline, 503: retried later."""
         while time.monotonic() + CLAIM_POLL < latest:
@@ -141,13 +192,13 @@ class Deliverer:
                 return None
         self.metrics.claims_waited.labels("timeout").inc()
         error = DeliveryError("pending", "another sender holds this message", retryable=True)
-        return self._failed(n, error, 0)
+        return self._failed(n, error, 0, background)
 
     def _deduplicated(self, n: Notification) -> Result:
         self._counters[n.channel].deduplicated.inc()
         return Result(n, Outcome.DEDUPLICATED)
 
-    async def _send(self, n: Notification, latest: float) -> Result:
+    async def _send(self, n: Notification, latest: float, background: bool) -> Result:
         channel = n.channel
         self.metrics.sent[channel, n.severity].inc()
         interval = self.policy.rate_limits.get(n.channel, 0.0)
@@ -164,6 +215,7 @@ class Deliverer:
                         "rateLimited", "destination busy until past the deadline", retryable=True
                     ),
                     0,
+                    background,
                 )
             if slot > now:
                 self._counters[channel].rate_limited.inc()
@@ -175,23 +227,32 @@ class Deliverer:
         except DeliveryError as first:
             tries = [1]
             try:
-                posted = await self._retry(n, latest, first, tries)
+                posted = await self._retry(n, latest, first, tries, background)
             except DeliveryError as e:
-                return self._failed(n, e, tries[0])
+                return self._failed(n, e, tries[0], background)
             attempts = tries[0]
         self._delivered(n)
         return Result(n, Outcome.DELIVERED, attempts=attempts, posted=posted)
 
     async def _retry(
-        self, n: Notification, latest: float, first: DeliveryError, tries: list[int]
+        self,
+        n: Notification,
+        latest: float,
+        first: DeliveryError,
+        tries: list[int],
+        background: bool,
     ) -> SlackRef | None:
         """Tenacity takes over after a failed first try: backoff, Retry-After, the limits."""
         channel = n.channel
         posted = None
+        stops: list[stop_base] = [stop_after_delay(max(0.0, latest - time.monotonic()))]
+        if not background:
+            # Alertmanager sends the group again after a 503; a background send has no such
+            # second chance, so only its deadline stops it (the backoff is capped at 5 s).
+            stops.append(stop_after_attempt(self.policy.attempts))
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(self.policy.attempts)
-            | stop_after_delay(max(0.0, latest - time.monotonic())),
+            stop=stop_any(*stops),
             wait=self._wait(latest),
             before_sleep=lambda _: self._counters[channel].retries.inc(),
             reraise=True,
@@ -256,20 +317,25 @@ class Deliverer:
             age_series = self.metrics.series(self.metrics.alert_to_page, n.severity.value)
             age_series.observe(max(0.0, age))
 
-    def _failed(self, n: Notification, error: DeliveryError, attempts: int) -> Result:
+    def _failed(
+        self, n: Notification, error: DeliveryError, attempts: int, background: bool = False
+    ) -> Result:
         channel = n.channel.value
         self.metrics.notifications_failed.labels(channel, n.severity.value, error.reason).inc()
         outcome = Outcome.RETRY if error.retryable else Outcome.FAILED
-        log.warning(
-            "delivery failed",
-            extra={
-                "channel": channel,
-                "to": n.recipient.name,
-                "route": n.route,
-                "reason": error.reason,
-                "detail": error.detail,
-                "outcome": outcome.value,
-                "attempts": attempts,
-            },
-        )
+        extra = {
+            "channel": channel,
+            "to": n.recipient.name,
+            "route": n.route,
+            "reason": error.reason,
+            "detail": error.detail,
+            "outcome": outcome.value,
+            "attempts": attempts,
+        }
+        if background:
+            # No Alertmanager behind it to send it again: this page is gone.
+            self.metrics.notifications_lost.labels(channel, n.severity.value).inc()
+            log.error("notification lost", extra=extra)
+        else:
+            log.warning("delivery failed", extra=extra)
         return Result(n, outcome, error.reason, error.detail, attempts)

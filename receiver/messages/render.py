@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, tzinfo
 
+from receiver.messages import escape, sms_length
 from receiver.model import Alert, Notification, Severity, Status
 
 SMS_LIMIT = 1600
@@ -85,24 +86,32 @@ def headline(n: Notification) -> str:
 
 
 def short_link(n: Notification) -> str:
-    """The runbook if there is one, else the shortest link (a PromQL graph URL is long)."""
-    links = [link for alert in n.alerts for link in alert.links]
-    runbooks = [link.url for link in links if link.title == "Runbook"]
-    return runbooks[0] if runbooks else min((link.url for link in links), key=len, default="")
+    """The runbook if there is one, else the shortest link (a PromQL graph URL is long).
+
+    Only well-formed http(s) URLs, %-encoded (escape.web_url): a URL from an annotation must
+    not carry words into a text message."""
+    links = [
+        (link.title, url) for a in n.alerts for link in a.links if (url := escape.web_url(link.url))
+    ]
+    runbooks = [url for title, url in links if title == "Runbook"]
+    return runbooks[0] if runbooks else min((url for _, url in links), key=len, default="")
 
 
 SMS_SEGMENT = 160
+# The least of a summary worth sending in the one-segment form, "..." included.
+_SMS_MIN_SUMMARY = 20
 
 
 def sms_text(n: Notification, tz: tzinfo) -> str:
     """One SMS segment when it can: severity, what, where, since, one link, how to acknowledge.
 
-    Never over 1600 characters, and the acknowledgement code is never cut off.
+    Segments are counted as Twilio bills them (sms_length): GSM-7 septets, or UCS-2 units once
+    one character needs it. Never over 1600 characters (UTF-16 units), and the acknowledgement
+    code is never cut off. Alert text goes through escape.sms.
     """
-    place = where(n)
-    head = (
-        f"RESOLVED {name(n)}" if n.status is Status.RESOLVED else f"{_SHORT[n.severity]} {name(n)}"
-    )
+    place = escape.sms(where(n))
+    what = escape.sms(name(n))
+    head = f"RESOLVED {what}" if n.status is Status.RESOLVED else f"{_SHORT[n.severity]} {what}"
     at = f" @ {place}" if place else ""
     if n.status is Status.RESOLVED:
         tail = f" ({counts(n)}) resolved after {lasted(n)}"
@@ -110,14 +119,47 @@ def sms_text(n: Notification, tz: tzinfo) -> str:
         tail = f" ({counts(n)}) since {clock(since(n, tz))}"
     ack = sms_ack(n)
     link = short_link(n)
-    text = summary(n)
+    text = escape.sms(summary(n))
     for suffix in (f" {link}" if link and len(link) <= 120 else "", ""):
-        room = SMS_SEGMENT - len(f"{head}{at}: {tail}{suffix}{ack}")
-        if room >= 20:
-            # Shorten the summary, not the facts a responder acts on.
-            return f"{head}{at}: {_cut(text, room, '...')}{tail}{suffix}{ack}"
+        # Shorten the summary, not the facts a responder acts on.
+        fitted = _fit_one_segment(f"{head}{at}: ", text, f"{tail}{suffix}{ack}")
+        if fitted is not None:
+            return fitted
     body = f"{head}{at}: {text}{tail} {link}".rstrip()
-    return _cut(body, SMS_LIMIT - len(ack), "...") + ack
+    return sms_cut(body, SMS_LIMIT - sms_length.utf16_units(ack)) + ack
+
+
+def _fit_one_segment(before: str, text: str, after: str) -> str | None:
+    """`before + text + after` with `text` cut (ending "...") so the whole is one segment;
+    None when fewer than _SMS_MIN_SUMMARY characters of it would be left."""
+    whole = f"{before}{text}{after}"
+    if sms_length.fits_one_segment(whole):
+        return whole
+    # Fitting is monotone in the length kept (a shorter text never costs more), so bisect.
+    # One segment is never over 160 characters, which bounds the search.
+    fits, too_long = _SMS_MIN_SUMMARY - 1, min(len(text), SMS_SEGMENT) + 1
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if sms_length.fits_one_segment(f"{before}{text[: middle - 3]}...{after}"):
+            fits = middle
+        else:
+            too_long = middle
+    if fits < _SMS_MIN_SUMMARY:
+        return None
+    return f"{before}{text[: fits - 3]}...{after}"
+
+
+def sms_cut(text: str, limit: int) -> str:
+    """At most `limit` UTF-16 units (Twilio's 1600 counts those), ending "..." when cut."""
+    if sms_length.utf16_units(text) <= limit:
+        return text
+    kept, used = [], 3
+    for c in text:
+        used += 2 if ord(c) > 0xFFFF else 1
+        if used > limit:
+            break
+        kept.append(c)
+    return "".join(kept) + "..."
 
 
 def lasted(n: Notification) -> str:
@@ -173,7 +215,7 @@ def _speakable(text: str) -> str:
 
 
 def email_subject(n: Notification) -> str:
-    return _cut(f"[{n.severity.value.upper()}] {headline(n)}", 200)
+    return _cut(escape.email_header(f"[{n.severity.value.upper()}] {headline(n)}"), 200)
 
 
 def email_text(n: Notification, tz: tzinfo) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from receiver.messages import render
+from receiver.messages import escape, render, sms_length
 from receiver.model import (
     Alert,
     AlertGroup,
@@ -86,9 +86,11 @@ def sms_text(n: Notification, tz: tzinfo) -> str:
     override = render_override(n, "sms", tz)
     if override is None:
         return render.sms_text(n, tz)
-    # An override cannot lose the acknowledgement code.
+    # An override cannot lose the acknowledgement code, nor carry raw alert text: its lines go
+    # through escape.sms like the built-in text.
     ack = render.sms_ack(n)
-    return override[: render.SMS_LIMIT - len(ack)] + ack
+    limit = render.SMS_LIMIT - sms_length.utf16_units(ack)
+    return render.sms_cut(escape.sms_lines(override), limit) + ack
 
 
 def call_speech(n: Notification, tz: tzinfo) -> str:
@@ -98,12 +100,13 @@ def call_speech(n: Notification, tz: tzinfo) -> str:
 
 def email_subject(n: Notification, tz: tzinfo) -> str:
     override = render_override(n, "email_subject", tz)
-    return render.email_subject(n) if override is None else override.replace("\n", " ")
+    return render.email_subject(n) if override is None else escape.email_header(override)
 
 
 def email_text(n: Notification, tz: tzinfo) -> str:
     override = render_override(n, "email_text", tz)
-    text = render.email_text(n, tz) if override is None else override
+    # Invisible format characters (a right-to-left override) out of the body too.
+    text = escape.visible(render.email_text(n, tz) if override is None else override)
     if n.ack is not None and n.status is Status.FIRING:
         text += f"\n\nAcknowledge (pauses escalation): {n.ack.link}"
     return text

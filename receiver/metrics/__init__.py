@@ -125,6 +125,13 @@ class Metrics:
             ["channel", "severity", "reason"],
             registry=registry,
         )
+        self.notifications_lost = Counter(
+            f"{p}_notifications_lost_total",
+            "Notifications nobody will retry that were never delivered: a Sentry event the router "
+            "delivered itself, failed for good or still failing at delivery.background_deadline.",
+            ["channel", "severity"],
+            registry=registry,
+        )
         self.requests = Counter(
             f"{p}_notification_requests_total",
             "Requests made to vendors (every attempt).",
@@ -271,6 +278,7 @@ class Metrics:
             )
             for severity in Severity:
                 self.sent[channel, severity] = self.notifications.labels(c, severity.value)
+                self.notifications_lost.labels(c, severity.value)
                 for reason in FAILURE_REASONS:
                     self.notifications_failed.labels(c, severity.value, reason)
         for channel in Channel:

@@ -42,8 +42,15 @@ class Store(Protocol):
         """The state `claim` would see, without taking anything (None: free)."""
         ...
 
-    async def settle(self, key: str, delivered: bool, ttl: float) -> None:
-        """After the send: remember it delivered for `ttl` seconds, or release our claim."""
+    async def claim_many(
+        self, claims: Sequence[tuple[str, Sequence[str]]], ttl: float
+    ) -> list[Claim]:
+        """`claim` for each (key, covered_by), in one call."""
+        ...
+
+    async def settle(self, outcomes: Sequence[tuple[str, bool]], ttl: float) -> None:
+        """After the sends: each (key, delivered) remembered delivered for `ttl` seconds, or
+        its claim released (only if it is still ours)."""
         ...
 
     async def group(self, gid: str) -> GroupMemory | None: ...

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from receiver.model import GroupMemory, SlackRef
 from receiver.store.base import Claim, Store, StoreError
+from receiver.store.memory import MemoryStore
 
 T = TypeVar("T")
 # Called with the operation (one of metrics.STORE_OPS) and what went wrong.
@@ -24,13 +25,20 @@ class Recall:
     known: bool = True
 
 
+async def _value(value: T) -> T:
+    return value
+
+
 class FailOpen:
     def __init__(self, store: Store, on_error: OnError, timeout: float = 1.0) -> None:
         self.store = store
         self.on_error = on_error
         self.timeout = timeout
+        # While the shared store fails, claims are kept here: each replica then sends a message
+        # at most once more (its own duplicate), not once per Alertmanager re-send.
+        self.local = MemoryStore()
 
-    async def _call(self, op: str, call: Awaitable[T], fallback: T) -> T:
+    async def _call(self, op: str, call: Awaitable[T], fallback: Callable[[], Awaitable[T]]) -> T:
         try:
             async with asyncio.timeout(self.timeout):
                 return await call
@@ -38,46 +46,63 @@ class FailOpen:
             self.on_error(op, str(e))
         except TimeoutError:
             self.on_error(op, f"no answer within {self.timeout:g}s")
-        return fallback
+        return await fallback()
 
     async def claim(self, key: str, covered_by: Sequence[str], ttl: float) -> Claim:
-        return await self._call("claim", self.store.claim(key, covered_by, ttl), Claim.CLAIMED)
+        call = self.store.claim(key, covered_by, ttl)
+        return await self._call("claim", call, lambda: self.local.claim(key, covered_by, ttl))
 
     async def peek(self, key: str, covered_by: Sequence[str]) -> Claim | None:
-        return await self._call("claim", self.store.peek(key, covered_by), None)
+        call = self.store.peek(key, covered_by)
+        return await self._call("claim", call, lambda: self.local.peek(key, covered_by))
 
-    async def settle(self, key: str, delivered: bool, ttl: float) -> None:
-        await self._call("settle", self.store.settle(key, delivered, ttl), None)
+    async def claim_many(
+        self, claims: Sequence[tuple[str, Sequence[str]]], ttl: float
+    ) -> list[Claim]:
+        call = self.store.claim_many(claims, ttl)
+        return await self._call("claim", call, lambda: self.local.claim_many(claims, ttl))
+
+    async def settle_many(self, outcomes: Sequence[tuple[str, bool]], ttl: float) -> None:
+        call = self.store.settle(outcomes, ttl)
+        await self._call("settle", call, lambda: self.local.settle(outcomes, ttl))
 
     async def recall(self, gid: str) -> Recall:
         unknown = Recall(None, known=False)
-        found = await self._call("read_group", self._recall(gid), unknown)
+        found = await self._call("read_group", self._recall(gid), lambda: _value(unknown))
         return found
 
     async def _recall(self, gid: str) -> Recall:
         return Recall(await self.store.group(gid))
 
     async def open_group(self, gid: str, memory: GroupMemory, ttl: float) -> GroupMemory:
-        return await self._call("write_group", self.store.open_group(gid, memory, ttl), memory)
+        return await self._call(
+            "write_group", self.store.open_group(gid, memory, ttl), lambda: _value(memory)
+        )
 
     async def note_paged(self, gid: str, entries: Iterable[str], ttl: float) -> None:
-        await self._call("write_group", self.store.note_paged(gid, entries, ttl), None)
+        await self._call(
+            "write_group", self.store.note_paged(gid, entries, ttl), lambda: _value(None)
+        )
 
     async def close_group(self, gid: str, ttl: float) -> None:
-        await self._call("write_group", self.store.close_group(gid, ttl), None)
+        await self._call("write_group", self.store.close_group(gid, ttl), lambda: _value(None))
 
     async def pace(self, key: str, interval: float, now: float, latest: float) -> float | None:
         # Unpaced rather than unsent: the vendor's own limit (429) is still honoured by retries.
-        return await self._call("pace", self.store.pace(key, interval, now, latest), now)
+        return await self._call(
+            "pace", self.store.pace(key, interval, now, latest), lambda: _value(now)
+        )
 
     async def slack_message(self, gid: str, destination: str) -> SlackRef | None:
-        return await self._call("slack_message", self.store.slack_message(gid, destination), None)
+        return await self._call(
+            "slack_message", self.store.slack_message(gid, destination), lambda: _value(None)
+        )
 
     async def remember_slack_message(
         self, gid: str, destination: str, message: SlackRef, ttl: float
     ) -> None:
         call = self.store.remember_slack_message(gid, destination, message, ttl)
-        await self._call("slack_message", call, None)
+        await self._call("slack_message", call, lambda: _value(None))
 
     async def close(self) -> None:
-        await self._call("settle", self.store.close(), None)
+        await self._call("settle", self.store.close(), lambda: _value(None))

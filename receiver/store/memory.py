@@ -60,11 +60,17 @@ class MemoryStore:
                 return Claim.PENDING
         return None
 
-    async def settle(self, key: str, delivered: bool, ttl: float) -> None:
-        if delivered:
-            self._set(key, DELIVERED, ttl)
-        elif self._get(key) == self._owner:
-            del self._values[key]
+    async def claim_many(
+        self, claims: Sequence[tuple[str, Sequence[str]]], ttl: float
+    ) -> list[Claim]:
+        return [await self.claim(key, covered_by, ttl) for key, covered_by in claims]
+
+    async def settle(self, outcomes: Sequence[tuple[str, bool]], ttl: float) -> None:
+        for key, delivered in outcomes:
+            if delivered:
+                self._set(key, DELIVERED, ttl)
+            elif self._get(key) == self._owner:
+                del self._values[key]
 
     async def group(self, gid: str) -> GroupMemory | None:
         memory: GroupMemory | None = self._get(f"group:{gid}")

@@ -22,6 +22,7 @@ from receiver.store.base import Claim, StoreError, owner_token
 
 PREFIX = "oncall-router"
 DELIVERED = "delivered"
+MAX_CONNECTIONS = 32
 
 # KEYS: the key, then the keys that cover it. ARGV: owner, ttl in ms.
 _CLAIM = """
@@ -80,14 +81,20 @@ def _ms(seconds: float) -> int:
 class RedisStore:
     def __init__(self, url: str, timeout: float = 0.5) -> None:
         # No retries inside the client: the caller has a deadline and pages anyway on failure.
-        self.client: aioredis.Redis = aioredis.from_url(
+        # A bounded pool that queues for a connection (up to the timeout) instead of failing
+        # with "Too many connections" when a burst of webhooks all ask at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=30,
         )
+        # from_pool: the client owns the pool, so closing it closes every connection.
+        self.client: aioredis.Redis = aioredis.Redis.from_pool(pool)
         self._owner = f"pending:{owner_token()}"
         self._claim = self.client.register_script(_CLAIM)
         self._release = self.client.register_script(_RELEASE)
@@ -114,13 +121,25 @@ class RedisStore:
             state = await self._claim(keys=keys, args=["", 0])
         return None if state is None else Claim(state)
 
-    async def settle(self, key: str, delivered: bool, ttl: float) -> None:
-        name = f"{PREFIX}:claim:{key}"
-        async with _errors():
-            if delivered:
-                await self.client.set(name, DELIVERED, px=_ms(ttl))
-            else:
-                await self._release(keys=[name], args=[self._owner])
+    async def claim_many(
+        self, claims: Sequence[tuple[str, Sequence[str]]], ttl: float
+    ) -> list[Claim]:
+        async with _errors(), self.client.pipeline(transaction=False) as pipe:
+            for key, covered_by in claims:
+                keys = [f"{PREFIX}:claim:{k}" for k in (key, *covered_by)]
+                await self._claim(keys=keys, args=[self._owner, _ms(ttl)], client=pipe)
+            states = await pipe.execute()
+        return [Claim(state) for state in states]
+
+    async def settle(self, outcomes: Sequence[tuple[str, bool]], ttl: float) -> None:
+        async with _errors(), self.client.pipeline(transaction=False) as pipe:
+            for key, delivered in outcomes:
+                name = f"{PREFIX}:claim:{key}"
+                if delivered:
+                    pipe.set(name, DELIVERED, px=_ms(ttl))
+                else:
+                    await self._release(keys=[name], args=[self._owner], client=pipe)
+            await pipe.execute()
 
     async def group(self, gid: str) -> GroupMemory | None:
         spell_key, paged_key = self._group_keys(gid)

@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from receiver.ack.store import AlertmanagerStore
-from receiver.delivery.fanout import Report
+from receiver.delivery.fanout import Background, Outcome, Report
 from receiver.delivery.forward import ForwardError, forward, postable_alerts
 from receiver.model import AlertGroup, Source
 from receiver.routing.plan import Plan
@@ -49,6 +49,22 @@ class ClientError(Exception):
 SENTRY_FORWARD_TIMEOUT = 0.7
 # Reading or writing acknowledgements; a webhook escalates without them past this.
 ACK_STORE_TIMEOUT = 2.0
+# From a request's headers to the last byte of its body. Alertmanager, Sentry, Slack and Twilio
+# send at most `limits.max_body_bytes` (1 MiB) in milliseconds; a client dripping a body byte by
+# byte would otherwise hold its connection, and a handler, for ever. `serve` may change it.
+BODY_TIMEOUT = 10.0
+BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
+# Bodies are never decompressed: aiohttp would inflate a `Content-Encoding: gzip` body as it
+# arrives, on the event loop, even one nobody reads (1 MB of gzip is 1 GiB of zeros). The
+# middleware refuses such bodies with 415; with this, draining one after the answer is cheap.
+HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
+# Content codings a request body may carry: none.
+_IDENTITY = frozenset({"", "identity"})
+
+
+class BodyTimeout(TimeoutError):
+    """The body did not arrive within the body timeout. A TimeoutError, so aiohttp's drain of an
+    unread body after the answer ends quietly (and closes the connection) instead of logging."""
 
 
 def create_app(service: Service, sender_factory: SenderFactory | None = None) -> web.Application:
@@ -56,8 +72,10 @@ def create_app(service: Service, sender_factory: SenderFactory | None = None) ->
     app = web.Application(
         client_max_size=service.config.limits.max_body_bytes,
         middlewares=[_request_context],
+        handler_args=HANDLER_ARGS,
     )
     app[SERVICE] = service
+    app[BODY_TIMEOUT_KEY] = BODY_TIMEOUT
     service.sender_factory = sender_factory
 
     async def client_session(app: web.Application) -> AsyncIterator[None]:
@@ -101,24 +119,79 @@ async def _request_context(
     # 16 random hex digits, as uuid4().hex[:16] gave, for a third of the cost.
     rid = given if given and _REQUEST_ID.fullmatch(given) else os.urandom(8).hex()
     token = request_id.set(rid)
+    timer = None
+    response: web.StreamResponse
     try:
-        response = await handler(request)
+        encoding = _content_encoding(request)
+        if encoding is not None:
+            # Checked before anything reads the body: it is never inflated (see HANDLER_ARGS).
+            response = _refused(
+                request,
+                415,
+                "unsupported_content_encoding",
+                f"request bodies must not be compressed (Content-Encoding: {encoding!r})",
+            )
+        else:
+            if request.can_read_body:
+                timer = asyncio.get_running_loop().call_later(
+                    request.app[BODY_TIMEOUT_KEY], _cut_body, request.content
+                )
+            response = await handler(request)
     except web.HTTPException as e:
         # aiohttp's own 404/405/413 become JSON like every other error.
         if e.status < 400:
             raise
-        # Every refusal leaves a log line; the redactor removes a legacy token from the path.
-        log.warning(
-            "request refused",
-            extra={"status": e.status, "method": request.method, "path": request.path[:200]},
+        response = _refused(
+            request, e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason
         )
-        response = _json_error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
         if e.status == 405:
             response.headers["Allow"] = e.headers.get("Allow", "")
+    except BodyTimeout:
+        timeout = request.app[BODY_TIMEOUT_KEY]
+        response = _refused(request, 408, "body_timeout", f"body not received within {timeout}s")
+    except RequestPayloadError as e:
+        # A broken chunked encoding or a body shorter than its Content-Length.
+        response = _refused(request, 400, "invalid_body", f"cannot read body: {e}"[:200])
     finally:
+        if timer is not None:
+            timer.cancel()
         request_id.reset(token)
     response.headers["X-Request-Id"] = rid
     return response
+
+
+def _refused(request: web.Request, status: int, error: str, detail: str) -> web.Response:
+    """A JSON error and its log line; the redactor removes a legacy token from the path."""
+    log.warning(
+        "request refused",
+        extra={
+            "status": status,
+            "error": error,
+            "method": request.method,
+            "path": request.path[:200],
+        },
+    )
+    response = _json_error(status, error, detail)
+    if status in (408, 415):
+        # Its body is unread: close rather than drain it for the next request on this connection.
+        response.force_close()
+    return response
+
+
+def _content_encoding(request: web.Request) -> str | None:
+    """The Content-Encoding of a request body, unless there is none (or `identity`)."""
+    if not request.body_exists:
+        return None
+    for header in request.headers.getall("Content-Encoding", ()):
+        if any(c.strip().lower() not in _IDENTITY for c in header.split(",")):
+            return header[:40]
+    return None
+
+
+def _cut_body(content: StreamReader) -> None:
+    """The body timeout: a read still waiting for the body fails (the middleware answers 408)."""
+    if not content.is_eof():
+        content.set_exception(BodyTimeout())
 
 
 async def _read_json(request: web.Request, service: Service) -> tuple[bytes, Any]:
@@ -317,13 +390,33 @@ async def _accept_sentry(service: Service, group: AlertGroup | None) -> web.Resp
 
 
 async def _deliver_in_background(service: Service, result: Plan) -> None:
-    # Nobody upstream retries a Sentry event, so it gets a longer deadline than a webhook.
-    report = await service.deliver(result, service.config.delivery.background_deadline)
-    log.info(
-        "sentry event delivered",
+    """Nobody upstream retries a Sentry event the router delivers itself: each message is retried
+    until `delivery.background_deadline` with no attempt cap (a vendor outage of a minute loses
+    nothing), and the last line says whether it all went out or what was lost."""
+    group_key = result.group.group_key
+    try:
+        report = await service.deliver(
+            result, Background(service.config.delivery.background_deadline)
+        )
+    except asyncio.CancelledError:
+        # Shutdown outlasted its drain; each message it cut short was logged and counted lost.
+        # No traceback: a cancellation is not a bug.
+        log.error(  # noqa: TRY400
+            "sentry event delivery cut short by shutdown", extra={"group_key": group_key}
+        )
+        raise
+    outcomes = [r.outcome.value for r in report.results]
+    lost = [r.notification for r in report.results if r.outcome in (Outcome.FAILED, Outcome.RETRY)]
+    if not lost:
+        message = "sentry event delivered" if outcomes else "sentry event paged nobody"
+        log.info(message, extra={"group_key": group_key, "outcomes": outcomes})
+        return
+    log.error(
+        "sentry event lost" if len(lost) == len(outcomes) else "sentry event partly lost",
         extra={
-            "group_key": result.group.group_key,
-            "outcomes": [r.outcome.value for r in report.results],
+            "group_key": group_key,
+            "outcomes": outcomes,
+            "lost": [f"{n.channel.value}:{n.recipient.name}" for n in lost],
         },
     )
 

@@ -1,4 +1,9 @@
-"""Inbound authentication: bearer token, Sentry, Slack and Twilio signatures, URL tokens."""
+"""Inbound authentication: bearer token, Sentry, Slack and Twilio signatures, URL tokens.
+
+Header values arrive as text decoded with `surrogateescape` (aiohttp keeps bytes that are not
+UTF-8 as lone surrogates), so any of them may fail a plain `.encode()`: every check encodes with
+`_raw`, which cannot fail, and a value that is not well formed is simply "no", never a 500.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ def bearer_ok(header: str | None, token: str) -> bool:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(value.strip().encode(), token.encode())
+    return hmac.compare_digest(_raw(value.strip()), token.encode())
 
 
 def sentry_signature_ok(body: bytes, signature: str | None, secret: str) -> bool:
@@ -24,11 +29,11 @@ def sentry_signature_ok(body: bytes, signature: str | None, secret: str) -> bool
     if not signature:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+    return hmac.compare_digest(expected.encode(), _raw(signature.strip().lower()))
 
 
 def token_ok(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(_raw(given), expected.encode())
 
 
 # Slack refuses requests older than this; so do we, against replays.
@@ -47,15 +52,22 @@ def slack_signature_ok(
         return False
     if abs(now - sent) > SLACK_REPLAY_WINDOW:
         return False
-    base = b"v0:" + timestamp.encode() + b":" + body
+    base = b"v0:" + _raw(timestamp) + b":" + body
     expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), signature.strip().encode())
+    return hmac.compare_digest(expected.encode(), _raw(signature.strip()))
 
 
 def twilio_signature_ok(
     url: str, params: Mapping[str, str], signature: str | None, token: str
 ) -> bool:
     """Twilio's `X-Twilio-Signature`, checked by the twilio library's own validator."""
-    if not signature:
+    # Twilio's signature is base64; the validator would encode anything else as UTF-8 and fail.
+    if not signature or not signature.isascii():
         return False
     return bool(RequestValidator(token).validate(url, params, signature))
+
+
+def _raw(text: str) -> bytes:
+    """A header (or path) value as bytes, whatever it holds. `surrogatepass` never fails, and
+    turns a lone surrogate into bytes that are not UTF-8, so such a value matches no secret."""
+    return text.encode("utf-8", "surrogatepass")

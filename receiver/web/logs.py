@@ -1,4 +1,4 @@
-"""JSON-lines logging with a request id, and redaction of every known secret."""
+"""JSON-lines logging with a request id; every line is redacted whole, after it is built."""
 
 from __future__ import annotations
 
@@ -10,32 +10,46 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.channels.base import (
+    MIN_SECRET,
+    REDACTED,
+    mask_contacts,
+    redact_slack_paths,
+    secret_parts,
+)
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
 
 class Redactor:
-    """Replaces secret values wherever they appear in text."""
+    """Takes secrets out of text wherever they appear, as substrings: every known secret and its
+    secret parts (a Slack webhook URL's token, should a proxy echo only the path), the secret part
+    of any Slack webhook or response_url path by its shape, and masks phone numbers and email
+    addresses (`receiver.channels.base.redact`). `patterns=False` keeps only the list."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, patterns: bool = True) -> None:
         self._secrets: tuple[str, ...] = ()
+        self._patterns = patterns
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         # Longest first, so a secret that contains another is replaced whole; short
         # values would redact ordinary words, so they are not treated as secrets.
-        fresh = {s for s in secrets if len(s) >= 6}
+        fresh = {p for s in secrets if s for p in secret_parts(s) if len(p) >= MIN_SECRET}
         # The JSON-escaped form too, since log lines are JSON.
         fresh |= {json.dumps(s, ensure_ascii=False)[1:-1] for s in fresh}
         merged = set(self._secrets) | fresh
         self._secrets = tuple(sorted(merged, key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
+        if self._patterns:
+            text = redact_slack_paths(text)
         for secret in self._secrets:
             if secret in text:
-                text = text.replace(secret, "[REDACTED]")
-        return text
+                text = text.replace(secret, REDACTED)
+        return mask_contacts(text) if self._patterns else text
 
 
 class JsonFormatter(logging.Formatter):

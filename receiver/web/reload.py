@@ -2,18 +2,22 @@
 
 Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink, so the watcher compares
 the resolved path and the file's identity, not only its mtime. An invalid file never replaces a
-working one: the old config stays, every problem is logged, and the reload gauge says 0.
+working one: the old config stays, every problem is logged, and the reload gauge says 0. Nothing
+raised while reloading escapes: a SIGHUP handler or a watcher that died would leave the gauge
+at 1 and every later edit unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from receiver.config.load import load_config
+from receiver.config.types import Config
 from receiver.config.yaml_source import ConfigError
 from receiver.web.logs import Redactor
 from receiver.web.service import Service
@@ -51,33 +55,44 @@ class Reloader:
         self._seen = fingerprint(path)
 
     def reload(self, reason: str) -> bool:
-        """Load, validate and swap; on any problem keep the running config."""
-        metrics = self.service.metrics
+        """Load, validate and swap; on any problem, or anything raised at all, keep the running
+        config, log why, and set the gauge to 0."""
         try:
             config = load_config(self.path, self.environ, secrets_required=self.secrets_required)
         except ConfigError as e:
-            problems = e.problems
+            problems = [str(p) for p in e.problems]
+        except Exception as e:
+            log.exception("cannot load the routing file", extra={"reason": reason})
+            problems = [f"{self.path}:1: (file): cannot load: {type(e).__name__}: {e}"]
         else:
-            problems = ()
-        if problems:
-            metrics.config_reload_success.set(0)
-            for problem in problems:
-                log.error(
-                    "routing file rejected", extra={"problem": str(problem), "reason": reason}
-                )
-            log.error(
-                "reload failed; keeping the running configuration",
-                extra={"problems": len(problems), "reason": reason},
-            )
-            return False
+            running = self.service.config
+            try:
+                self._swap(config, reason)
+            except Exception as e:
+                log.exception("cannot switch to the new routing file", extra={"reason": reason})
+                with contextlib.suppress(Exception):
+                    self.service.swap(running)
+                problems = [f"{self.path}:1: (file): cannot switch to it: {type(e).__name__}: {e}"]
+            else:
+                return True
+        self.service.metrics.config_reload_success.set(0)
+        for problem in problems:
+            log.error("routing file rejected", extra={"problem": problem, "reason": reason})
+        log.error(
+            "reload failed; keeping the running configuration",
+            extra={"problems": len(problems), "reason": reason},
+        )
+        return False
+
+    def _swap(self, config: Config, reason: str) -> None:
         self.redactor.add(config.secrets)
         if config.limits.max_body_bytes != self.service.config.limits.max_body_bytes:
             log.warning("limits.max_body_bytes takes effect at the next restart")
         self.service.swap(config)
+        metrics = self.service.metrics
         metrics.config_reload_success.set(1)
         metrics.config_reload_time.set_to_current_time()
         log.info("routing file reloaded", extra={"reason": reason, "routes": len(config.routes)})
-        return True
 
     def changed(self) -> bool:
         current = fingerprint(self.path)
@@ -90,5 +105,9 @@ class Reloader:
         """Poll the file: cheap, portable, and sees ConfigMap symlink swaps."""
         while True:
             await asyncio.sleep(interval)
-            if self.changed():
-                self.reload("file changed")
+            try:
+                if self.changed():
+                    self.reload("file changed")
+            except Exception:
+                # Keep watching: a dead watcher would leave every later edit unseen.
+                log.exception("routing file watcher failed; still watching")

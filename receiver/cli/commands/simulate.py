@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from receiver.cli.commands import ConfigArg
@@ -151,6 +151,9 @@ def synthetic_group(labels: Mapping[str, str], start: datetime) -> AlertGroup:
 
 
 def simulate(config: Config, labels: Mapping[str, str], start: datetime) -> Timeline:
+    # Steps are real elapsed time: add them to a UTC instant and convert only to print. Added
+    # in the local zone they are wall-clock time, wrong by an hour across a DST change.
+    start = start.astimezone(UTC)
     group = synthetic_group(labels, start)
     first = plan(config, group, start)
     by_name = {r.name: r for r in config.routes}

@@ -81,7 +81,9 @@ def _token(request: web.Request, service: Service) -> tokens.AckToken | web.Resp
         refused(service, Channel.EMAIL, "storeUnavailable", "acknowledgement is not configured")
         return _page("Not available", "Acknowledgement is not configured here.", status=404)
     try:
-        return tokens.verify(request.match_info["token"], secret, service.clock().timestamp())
+        return tokens.verify(
+            request.match_info["token"], secret, service.clock().timestamp(), Channel.EMAIL
+        )
     except tokens.TokenError as e:
         refused(service, Channel.EMAIL, e.reason, str(e))
         status = 410 if e.reason == "expired" else 403

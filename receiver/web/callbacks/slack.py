@@ -32,6 +32,7 @@ from receiver.channels.slack import (
     SILENCE,
     duration_text,
 )
+from receiver.messages import escape
 from receiver.model import AlertGroup, Channel
 from receiver.web import auth
 from receiver.web.callbacks import person_by_slack, refused
@@ -95,10 +96,10 @@ async def actions(request: web.Request) -> web.Response:
             update = await _act(service, click)
     except tokens.TokenError as e:
         refused(service, Channel.SLACK, e.reason, f"{click.by}: {e}")
-        update = _ephemeral(f"{_NOT_DONE[click.action]}: {e}.")
+        update = _ephemeral(f"{_NOT_DONE[click.action]}: {escape.slack_mrkdwn(str(e))}.")
     except Refused as e:
         refused(service, Channel.SLACK, e.reason, f"{click.by}: {e.detail}")
-        update = _ephemeral(f"{_NOT_DONE[click.action]}: {e.detail}.")
+        update = _ephemeral(f"{_NOT_DONE[click.action]}: {escape.slack_mrkdwn(e.detail)}.")
     except TimeoutError:
         # A write may still land; a second click is harmless (already acknowledged).
         refused(service, Channel.SLACK, "storeUnavailable", "Alertmanager too slow for Slack")
@@ -175,7 +176,8 @@ def _objects(value: Any) -> tuple[Mapping[str, Any], ...]:
 async def _act(service: Service, click: Click) -> dict[str, Any]:
     """Do what the button says; the body to post to response_url."""
     now = service.clock()
-    token = tokens.verify(click.value, service.settings.ack_secret or "", now.timestamp())
+    secret = service.settings.ack_secret or ""
+    token = tokens.verify(click.value, secret, now.timestamp(), Channel.SLACK)
     if click.action == ACK:
         request = from_token(token, tokens.signature(click.value), click.by, Channel.SLACK)
         outcome = await acknowledge(service, request)
@@ -275,9 +277,10 @@ def _acknowledged(service: Service, click: Click, outcome: Outcome) -> str:
 
 
 def _who(service: Service, by: str) -> str:
-    """A Slack mention for someone in the routing file with a Slack id, else the name stored."""
+    """A Slack mention for someone in the routing file with a Slack id, else the name stored,
+    escaped: the marker silence's author is anyone who can write to Alertmanager."""
     person = service.config.people.get(by)
-    return f"<@{person.slack}>" if person is not None and person.slack else by
+    return f"<@{person.slack}>" if person is not None and person.slack else escape.slack_mrkdwn(by)
 
 
 def _clock(service: Service, when: datetime) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import MultiDict
@@ -22,6 +23,8 @@ _ACK = re.compile(r"\s*ack\s*([0-9a-z]{5})?\s*[.!]?\s*", re.IGNORECASE)
 _HELP = "Reply ACK <code> to acknowledge a page, or ACK for your most recent page."
 # Twilio's AnsweredBy values for a machine (only sent when machine detection is on).
 _MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
+# Twilio posts a few dozen fields; a body of a million empty ones is not Twilio.
+_MAX_FIELDS = 1000
 
 
 def add_routes(app: web.Application) -> None:
@@ -65,7 +68,7 @@ async def key_press(request: web.Request) -> web.Response:
     secret = service.settings.ack_secret or ""
     text = request.query.get("token", "")
     try:
-        token = tokens.verify(text, secret, service.clock().timestamp())
+        token = tokens.verify(text, secret, service.clock().timestamp(), Channel.CALL)
         outcome = await acknowledge(
             service, from_token(token, tokens.signature(text), token.to, Channel.CALL)
         )
@@ -88,8 +91,11 @@ async def _signed_form(
         return web.json_response(
             {"error": "not_configured", "detail": "acknowledgement is not configured"}, status=404
         )
-    # Twilio posts a plain form: every value is text.
-    form = MultiDict((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
+    form = _form(request, await request.read())
+    if form is None:
+        refused(service, channel, "malformed", "the body is not a UTF-8 form")
+        detail = "expected a UTF-8 application/x-www-form-urlencoded body"
+        return web.json_response({"error": "invalid_body", "detail": detail}, status=400)
     signature = request.headers.get("X-Twilio-Signature")
     if not auth.twilio_signature_ok(public_url(service, request), form, signature, token):
         refused(service, channel, "badSignature", "bad or missing X-Twilio-Signature")
@@ -97,6 +103,23 @@ async def _signed_form(
             {"error": "forbidden", "detail": "bad or missing X-Twilio-Signature"}, status=403
         )
     return form
+
+
+def _form(request: web.Request, raw: bytes) -> MultiDict[str] | None:
+    """The posted form, or None if it cannot be read as Twilio's (UTF-8, urlencoded) form.
+
+    Read here rather than with `request.post()`, which raises on bytes that are not in the
+    declared charset, or on a charset Python does not know (`charset=bogus`).
+    """
+    if request.content_type not in ("application/x-www-form-urlencoded", ""):
+        return None
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        return None
+    try:
+        text = raw.decode("utf-8")
+        return MultiDict(parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS))
+    except ValueError:  # UnicodeDecodeError, or too many fields
+        return None
 
 
 def _confirmation(service: Service, outcome: Outcome) -> str:
