@@ -16,7 +16,9 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from receiver.cli.main import main
+from receiver.config.settings import Settings
 from receiver.web.app import create_app
+from receiver.web.service import Service
 from tests.helpers import ROOT, dry_run_router, fixture_bytes, printed
 
 README = ROOT / "README.md"
@@ -165,19 +167,49 @@ def test_elision(expected: tuple[str, ...], actual: list[str], ok: bool) -> None
     assert matches(expected, actual) is ok
 
 
-async def test_start_here_output_is_real(aiohttp_client: AiohttpClient) -> None:
-    """The SMS line "Start here" shows is what the dry-run service prints for the fixture."""
-    blocks = [lines for info, lines in fenced(section("Start here")) if info == "json"]
-    assert [len(lines) for lines in blocks] == [1]
-    shown = json.loads(blocks[0][0])
-    service, out = dry_run_router()
+async def posted_sms(
+    aiohttp_client: AiohttpClient, service: Service, out: io.StringIO
+) -> list[dict[str, str]]:
+    """The SMS lines a dry-run service prints for the critical fixture."""
     client = await aiohttp_client(create_app(service))
     body = fixture_bytes("alertmanager-firing-critical.json")
     answer = await client.post(
         "/webhooks/alertmanager", data=body, headers={"Content-Type": "application/json"}
     )
     assert answer.status == 200
-    sms = [line for line in printed(out) if line["channel"] == "sms"]
+    return [line for line in printed(out) if line["channel"] == "sms"]
+
+
+async def test_start_here_output_is_real(aiohttp_client: AiohttpClient) -> None:
+    """The SMS line "Start here" shows is what the dry-run service prints for the fixture."""
+    blocks = [lines for info, lines in fenced(section("Start here")) if info == "json"]
+    assert [len(lines) for lines in blocks] == [1]
+    shown = json.loads(blocks[0][0])
+    service, out = dry_run_router()
+    sms = await posted_sms(aiohttp_client, service, out)
     assert sms == [shown]
     # And it is printed exactly so: one JSON line, keys in this order.
     assert json.dumps(shown, ensure_ascii=False) in out.getvalue().splitlines()
+
+
+async def test_acknowledgement_example_output_is_real(aiohttp_client: AiohttpClient) -> None:
+    """The SMS line the Acknowledgement section shows, code included, is what a dry run with
+    those settings prints for the fixture, and the table quotes the same code."""
+    text = section("Acknowledgement")
+    shown = [
+        json.loads(line)
+        for _, lines in fenced(text)
+        for line in lines
+        if line.startswith("{") and "Reply ACK" in line
+    ]
+    assert len(shown) == 1
+    settings = Settings(
+        ack_secret="demo",
+        alertmanager_url="http://127.0.0.1:9093",
+        public_url="https://oncall.example.com",
+    )
+    service, out = dry_run_router(settings=settings)
+    sms = await posted_sms(aiohttp_client, service, out)
+    assert sms == shown
+    code = sms[0]["text"].rsplit(" ", 1)[1]
+    assert f"replies `ACK {code}`" in README.read_text(encoding="utf-8")

@@ -156,7 +156,7 @@ class Deliverer:
                 return waited
             state = await self.store.claim(n.key, n.covered_by, self._pending_ttl(latest))
         where = f"{group_key(n.group)}:{n.spell}"
-        if n.stage:
+        if n.editable:
             # A Slack channel: the group's message is edited rather than posted again.
             n = dataclasses.replace(
                 n, follows=await self.store.slack_message(where, n.recipient.address)

@@ -174,6 +174,8 @@ class Notification:
     # what changed to get there; a message that follows the group adds that to its thread.
     stage: str = ""
     stage_text: str = ""
+    # A Slack channel reached through the Web API, whose message of the group can be edited.
+    editable: bool = False
     # The channel's message of this group, when there is one to update instead of a new post.
     follows: SlackRef | None = None
     # Derived from `alerts` once, at construction: every renderer asks several times per message

@@ -264,6 +264,7 @@ def plan(
                             spell=spell,
                             stage=stage if follows else "",
                             stage_text=stage_text if follows else "",
+                            editable=follows and _web_api(config, recipient.address),
                         )
                     )
     return Plan(
@@ -302,6 +303,12 @@ def _stage(config: Config, route: Route, where: Ladder, current: Ack | None) -> 
     return str(where.level), (
         f"Escalated to level {where.level}: paging {', '.join(names) or 'nobody reachable'}"
     )
+
+
+def _web_api(config: Config, destination: str) -> bool:
+    """A Slack destination given as a Web API channel (an incoming webhook cannot edit)."""
+    found = config.slack.get(destination)
+    return found is not None and found.channel is not None
 
 
 def _resolved_kind(route: Route, target: Target) -> Channel | None:

@@ -11,11 +11,13 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from receiver.model import GroupMemory, SlackRef
 from receiver.store.base import Claim, StoreError, owner_token
@@ -100,6 +102,7 @@ class RedisStore:
         self._release = self.client.register_script(_RELEASE)
         self._open = self.client.register_script(_OPEN)
         self._pace = self.client.register_script(_PACE)
+        self._scripts_loaded = False
 
     @staticmethod
     def _group_keys(gid: str) -> tuple[str, str]:
@@ -121,25 +124,46 @@ class RedisStore:
             state = await self._claim(keys=keys, args=["", 0])
         return None if state is None else Claim(state)
 
+    async def _load_scripts(self) -> None:
+        """Scripts in a pipeline go by EVALSHA: loaded once here, because redis-py would
+        otherwise ask SCRIPT EXISTS before every pipeline (a round trip more per webhook)."""
+        if not self._scripts_loaded:
+            for script in (self._claim, self._release):
+                await self.client.script_load(script.script)
+            self._scripts_loaded = True
+
     async def claim_many(
         self, claims: Sequence[tuple[str, Sequence[str]]], ttl: float
     ) -> list[Claim]:
-        async with _errors(), self.client.pipeline(transaction=False) as pipe:
-            for key, covered_by in claims:
-                keys = [f"{PREFIX}:claim:{k}" for k in (key, *covered_by)]
-                await self._claim(keys=keys, args=[self._owner, _ms(ttl)], client=pipe)
-            states = await pipe.execute()
+        async with _errors():
+            await self._load_scripts()
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, covered_by in claims:
+                    keys = [f"{PREFIX}:claim:{k}" for k in (key, *covered_by)]
+                    pipe.evalsha(self._claim.sha, len(keys), *keys, self._owner, _ms(ttl))
+                states = await self._execute(pipe)
         return [Claim(state) for state in states]
 
     async def settle(self, outcomes: Sequence[tuple[str, bool]], ttl: float) -> None:
-        async with _errors(), self.client.pipeline(transaction=False) as pipe:
-            for key, delivered in outcomes:
-                name = f"{PREFIX}:claim:{key}"
-                if delivered:
-                    pipe.set(name, DELIVERED, px=_ms(ttl))
-                else:
-                    await self._release(keys=[name], args=[self._owner], client=pipe)
-            await pipe.execute()
+        async with _errors():
+            await self._load_scripts()
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, delivered in outcomes:
+                    name = f"{PREFIX}:claim:{key}"
+                    if delivered:
+                        pipe.set(name, DELIVERED, px=_ms(ttl))
+                    else:
+                        pipe.evalsha(self._release.sha, 1, name, self._owner)
+                await self._execute(pipe)
+
+    async def _execute(self, pipe: Pipeline) -> list[Any]:
+        try:
+            result: list[Any] = await pipe.execute()
+        except NoScriptError:
+            # Redis restarted and forgot them: load again next time (this call fails open).
+            self._scripts_loaded = False
+            raise
+        return result
 
     async def group(self, gid: str) -> GroupMemory | None:
         spell_key, paged_key = self._group_keys(gid)
