@@ -33,7 +33,7 @@ from bench.procs import REPO, Child, ChildError, free_port, machine_busy_seconds
 from receiver.config.load import load_config
 from receiver.config.settings import Settings
 from receiver.config.types import Config
-from receiver.config.yaml_source import ConfigError
+from receiver.config.yaml_file import ConfigError
 
 T = TypeVar("T")
 ROUTING = REPO / "bench" / "routing.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from receiver.config.load import load_config
-from receiver.config.yaml_source import ConfigError
+from receiver.config.yaml_file import ConfigError
 from receiver.model import Channel, Severity
 from tests.helpers import ROUTING
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from receiver.config.load import load_config
-from receiver.config.yaml_source import ConfigError
+from receiver.config.yaml_file import ConfigError
 from receiver.web.logs import Redactor
 from tests.fakes import FakeSlack, Slow
 from tests.fakes.slack import TEST_BOT_TOKEN
@@ -301,6 +301,13 @@ def rejected(mutant: Mutant, path: Path) -> list[str] | None:
     return None
 
 
+def replace_file(path: Path, content: bytes) -> None:
+    """Write `content` beside `path`, then rename it over `path` in one step."""
+    scratch = path.with_name(f".{path.name}.new")
+    scratch.write_bytes(content)
+    os.replace(scratch, path)
+
+
 async def test_broken_reloads_are_refused_and_the_watcher_goes_on(
     tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
@@ -326,7 +333,9 @@ async def test_broken_reloads_are_refused_and_the_watcher_goes_on(
             before = tail.count("reload failed; keeping the running configuration")
             mark = len(tail.records)
             # The same problems at the service's path: render them for it.
-            config.write_bytes(mutant.content)
+            # Whole files, as editors and ConfigMap updates swap them in: the watcher must not
+            # catch a half-written file (that would be rejected for the wrong reason).
+            replace_file(config, mutant.content)
             expected = [p.replace(str(scratch), str(config)) for p in problems]
             await tail.wait_for_more(
                 "reload failed; keeping the running configuration", before, mutant.id
@@ -339,7 +348,8 @@ async def test_broken_reloads_are_refused_and_the_watcher_goes_on(
             async with session.get(f"{service.url}/-/ready") as r:
                 assert r.status == 200  # still serving the old file
         done = tail.count("routing file reloaded")
-        config.write_text(SHIPPED.replace("timezone: Europe/London", "timezone: Europe/Dublin"))
+        good = SHIPPED.replace("timezone: Europe/London", "timezone: Europe/Dublin")
+        replace_file(config, good.encode())
         await tail.wait_for_more("routing file reloaded", done, "the good edit")
         assert await metric(session, service.url, gauge) == 1
         reloaded = [r for r in tail.records if r.get("msg") == "routing file reloaded"]

@@ -28,7 +28,7 @@ from receiver.cli.commands.alertmanager_config import matcher as am_quote
 from receiver.cli.main import main
 from receiver.config.load import load_config
 from receiver.config.matchers import MatcherError, parse_line
-from receiver.config.yaml_source import ConfigError, load_yaml
+from receiver.config.yaml_file import ConfigError, load_yaml
 from receiver.model import Alert, Severity, Source, Status
 from receiver.routing.plan import match_routes
 from tests.helpers import ROOT, require_tool

@@ -28,7 +28,7 @@ from receiver.cli.tools import UsageError, parse_span, parse_time
 from receiver.config.load import load_config
 from receiver.config.settings import Settings, SettingsError, load_settings
 from receiver.config.types import Config
-from receiver.config.yaml_source import ConfigError
+from receiver.config.yaml_file import ConfigError
 from receiver.metrics import Metrics
 from receiver.model import Channel
 from receiver.routing.coverage import gaps

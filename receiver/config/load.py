@@ -13,7 +13,8 @@ from receiver.config.rotations import parse_rotations, parse_windows
 from receiver.config.routes import check_coverage, parse_routes
 from receiver.config.severity import parse_sentry, parse_severity_policy
 from receiver.config.types import Config, RefKind
-from receiver.config.yaml_source import FILE, ConfigError, LineDict, Reader, load_yaml
+from receiver.config.yaml_file import FILE, ConfigError, LineDict, load_yaml
+from receiver.config.yaml_source import Reader
 
 
 def load_config(

@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping
 
 from receiver.config.types import Person, SlackDestination
-from receiver.config.yaml_source import LineDict, Reader
+from receiver.config.yaml_file import LineDict
+from receiver.config.yaml_source import Reader
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -13,7 +13,8 @@ from receiver.config.types import (
     Delivery,
     Limits,
 )
-from receiver.config.yaml_source import LineDict, Reader
+from receiver.config.yaml_file import LineDict
+from receiver.config.yaml_source import Reader
 from receiver.model import Channel, Severity
 
 E = TypeVar("E", bound=enum.StrEnum)

@@ -9,7 +9,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from receiver.config.yaml_source import LineDict, Reader, kind_of, parse_duration
+from receiver.config.yaml_file import LineDict
+from receiver.config.yaml_source import Reader, kind_of, parse_duration
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _HOURS = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")

@@ -16,7 +16,8 @@ from receiver.config.types import (
     Step,
     Target,
 )
-from receiver.config.yaml_source import LineDict, Reader
+from receiver.config.yaml_file import LineDict
+from receiver.config.yaml_source import Reader
 from receiver.messages.templates import TEMPLATE_KEYS, TemplateError, check_template
 from receiver.model import Channel, Severity
 

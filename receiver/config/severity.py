@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 from receiver.config.matchers import Matcher, parse_line
 from receiver.config.types import IssueOutcome, SentryPolicy, SeverityPolicy, SeverityRule
-from receiver.config.yaml_source import LineDict, Reader
+from receiver.config.yaml_file import LineDict
+from receiver.config.yaml_source import Reader
 from receiver.model import Severity
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from receiver.config.matchers import Matcher
 from receiver.config.rotations import Rotation, TimeWindow
-from receiver.config.yaml_source import Problem
+from receiver.config.yaml_file import Problem
 from receiver.model import Channel, Severity
 
 IssueOutcome = Literal["firing", "resolved", "skip"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from receiver.config.load import load_config
 from receiver.config.types import Config
-from receiver.config.yaml_source import ConfigError
+from receiver.config.yaml_file import ConfigError
 from receiver.web.logs import Redactor
 from receiver.web.service import Service
 
