@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from tests.alertmanager_process import Alertmanager
 from tests.helpers import free_port, require_tool
@@ -38,32 +36,19 @@ class ClusteredAlertmanager(Alertmanager):
     peers: tuple[int, ...] = ()
     peer_timeout: str = "15s"
 
-    def start(self, config: dict[str, Any]) -> None:
-        """Write the config and start the process, listening for gossip on `cluster_port`."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        path = self.workdir / "alertmanager.yml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        (self.workdir / "data").mkdir()
-        self.log_file = (self.workdir / "alertmanager.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                f"--config.file={path}",
-                f"--storage.path={self.workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--web.external-url={self.url}",
-                f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
-                f"--cluster.advertise-address=127.0.0.1:{self.cluster_port}",
-                *(f"--cluster.peer=127.0.0.1:{p}" for p in self.peers),
-                f"--cluster.gossip-interval={GOSSIP_INTERVAL}",
-                f"--cluster.pushpull-interval={PUSHPULL_INTERVAL}",
-                f"--cluster.peer-timeout={self.peer_timeout}",
-                "--cluster.reconnect-interval=1s",
-                "--log.level=info",
-            ],
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
+    def flags(self) -> list[str]:
+        """Listen for gossip on `cluster_port` and join `peers`."""
+        return [
+            f"--web.external-url={self.url}",
+            f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
+            f"--cluster.advertise-address=127.0.0.1:{self.cluster_port}",
+            *(f"--cluster.peer=127.0.0.1:{p}" for p in self.peers),
+            f"--cluster.gossip-interval={GOSSIP_INTERVAL}",
+            f"--cluster.pushpull-interval={PUSHPULL_INTERVAL}",
+            f"--cluster.peer-timeout={self.peer_timeout}",
+            "--cluster.reconnect-interval=1s",
+            "--log.level=info",
+        ]
 
     async def cluster_status(self, session: aiohttp.ClientSession) -> dict[str, Any]:
         """`cluster` of /api/v2/status: `status` ("ready" once settled) and `peers`."""

@@ -34,6 +34,7 @@ class Alertmanager:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, config: dict[str, Any]) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         path = self.workdir / "alertmanager.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         (self.workdir / "data").mkdir()
@@ -44,12 +45,15 @@ class Alertmanager:
                 f"--config.file={path}",
                 f"--storage.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",  # empty: no gossip, no peers to wait for
-                "--log.level=warn",
+                *self.flags(),
             ],
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
         )
+
+    def flags(self) -> list[str]:
+        """The flags after config, storage and address: here, no cluster."""
+        return ["--cluster.listen-address=", "--log.level=warn"]  # empty: no peers to wait for
 
     async def ready(self, session: aiohttp.ClientSession) -> None:
         async with asyncio.timeout(15):
