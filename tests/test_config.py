@@ -54,7 +54,7 @@ def test_shipped_routing_file_expresses_the_policy() -> None:
     assert by_name["low-urgency"].severities == {Severity.MEDIUM, Severity.LOW}
     assert config.severity.default is Severity.HIGH
     assert config.severity.aliases["p0"] is Severity.CRITICAL
-    assert config.severity.aliases["p1 - critical"] is Severity.CRITICAL
+    assert config.severity.aliases["p1critical"] is Severity.CRITICAL
     assert config.severity.aliases["p1"] is Severity.HIGH
 
 

@@ -173,7 +173,7 @@ def _page(
     config = service.config
     # As if nothing were remembered: anyone the ladder could have reached by now may reply.
     result = plan(config, group, now, remembered=False)
-    routes = {r.name: r for r in config.routes}
+    routes = config.all_routes()
     mine = [
         n
         for n in result.notifications

@@ -18,7 +18,12 @@ class ConsoleSender:
 
     async def send(self, notification: Notification) -> None:
         out = self.out or sys.stdout
-        out.write(json.dumps(dry_run_line(notification, self.tz), ensure_ascii=False) + "\n")
+        out.write(
+            json.dumps(
+                dry_run_line(notification, notification.timezone or self.tz), ensure_ascii=False
+            )
+            + "\n"
+        )
         out.flush()
 
 

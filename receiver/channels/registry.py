@@ -30,7 +30,11 @@ def vendor_senders(
     tz = config.timezone
     return {
         Channel.SLACK: SlackSender(
-            session, settings, tz, config.slack, silence_for=config.acknowledgement.silence_for
+            session,
+            settings,
+            tz,
+            config.slack_destinations(),
+            silence_for=config.acknowledgement.silence_for,
         ),
         Channel.SMS: SmsSender(session, settings, tz),
         Channel.CALL: CallSender(session, settings, tz),

@@ -60,7 +60,7 @@ class EmailSender:
         try:
             async with self._session.post(
                 self._url,
-                json=mail_body(n, self._tz, self._from),
+                json=mail_body(n, n.timezone or self._tz, self._from),
                 headers=self._headers,
                 timeout=_NO_TIMEOUT,
                 allow_redirects=False,  # a redirected POST would be replayed as a GET

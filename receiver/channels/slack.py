@@ -83,7 +83,7 @@ class SlackSender:
 
     async def send(self, n: Notification) -> SlackRef | None:
         message = build_message(
-            n, self.tz, self.settings.alertmanager_url, silence_for=self.silence_for
+            n, n.timezone or self.tz, self.settings.alertmanager_url, silence_for=self.silence_for
         )
         destination = self.destinations.get(n.recipient.address)
         if destination is not None and destination.webhook_url:

@@ -24,7 +24,7 @@ class SmsSender:
         # templates.sms_text is one billed segment when it can be (messages.sms_length), alert
         # text cleaned (messages.escape.sms), and never over Twilio's 1600.
         message = await self._api.create(
-            "Messages", n.recipient.address, {"Body": templates.sms_text(n, self._tz)}
+            "Messages", n.recipient.address, {"Body": templates.sms_text(n, n.timezone or self._tz)}
         )
         log.info(
             "sms accepted",

@@ -29,7 +29,9 @@ class CallSender:
         self._tz = tz
 
     async def send(self, n: Notification) -> None:
-        call = await self._api.create("Calls", n.recipient.address, {"Twiml": twiml(n, self._tz)})
+        call = await self._api.create(
+            "Calls", n.recipient.address, {"Twiml": twiml(n, n.timezone or self._tz)}
+        )
         log.info(
             "call placed",
             extra={

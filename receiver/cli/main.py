@@ -32,7 +32,6 @@ from receiver.config.yaml_file import ConfigError
 from receiver.metrics import Metrics
 from receiver.model import Channel
 from receiver.routing.coverage import gaps
-from receiver.routing.oncall import shift
 from receiver.routing.plan import Plan, plan
 from receiver.sources import PayloadError, alertmanager, sentry
 from receiver.store.base import Store
@@ -131,11 +130,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     route.set_defaults(func=_route)
 
-    who = sub.add_parser("who", help="who holds each rotation and group at a time")
-    _config_arg(who)
-    who.add_argument("--at", help="ISO 8601 time (default: now)")
-    who.add_argument("--json", action="store_true", help="print JSON")
-    who.set_defaults(func=_who)
     register_all(sub, _config_arg)
     return parser
 
@@ -154,9 +148,22 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.config, os.environ)
     for warning in sorted(config.warnings, key=lambda w: w.line):
         print(f"warning: {warning}", file=sys.stderr)
-    for gap in gaps(config, parse_time(args.at, config.timezone), horizon):
-        print(f"warning: {args.config}: {gap}", file=sys.stderr)
-    print(f"{args.config}: OK ({len(config.routes)} routes, {len(config.people)} people)")
+    seen: set[str] = set()
+    for team in config.all_teams():
+        where = f"teams.{team.team}." if team.team else ""
+        for gap in gaps(team, parse_time(args.at, team.timezone), horizon):
+            line = f"warning: {args.config}: {where}{gap}"
+            if line not in seen:  # a rotation of the file's top is every team's
+                seen.add(line)
+                print(line, file=sys.stderr)
+    people = f"{len(config.people)} people"
+    if not config.teams:
+        print(f"{args.config}: OK ({len(config.routes)} routes, {people})")
+        return 0
+    teams = ", ".join(f"{t.team} {len(t.routes)} routes" for t in config.teams)
+    print(
+        f"{args.config}: OK ({len(config.teams)} teams: {teams}; default {config.team}; {people})"
+    )
     return 0
 
 
@@ -196,13 +203,16 @@ def plan_json(result: Plan, tz: tzinfo) -> dict[str, Any]:
                 "fingerprint": r.alert.fingerprint,
                 "status": r.alert.status.value,
                 "labels": dict(r.alert.labels),
+                **({"team": r.team} if r.team else {}),
                 "severity": r.severity.severity.value,
                 "severity_reason": r.severity.reason,
                 "routes": list(r.routes),
             }
             for r in result.alerts
         ],
-        "notifications": [{**dry_run_line(n, tz), "key": n.key} for n in result.notifications],
+        "notifications": [
+            {**dry_run_line(n, n.timezone or tz), "key": n.key} for n in result.notifications
+        ],
         # `route` remembers nothing: what it shows is the group's first page.
         "escalation": (
             f"counts from the first page ({result.started.astimezone(tz).isoformat()}), not from "
@@ -211,45 +221,6 @@ def plan_json(result: Plan, tz: tzinfo) -> dict[str, Any]:
             else ""
         ),
     }
-
-
-def _who(args: argparse.Namespace) -> int:
-    config = load_config(args.config, os.environ)
-    at = parse_time(args.at, config.timezone)
-    tz = config.timezone
-    shifts = {name: shift(config, name, at) for name in config.rotations}
-    if args.json:
-        report = {
-            "at": at.astimezone(tz).isoformat(),
-            "rotations": {
-                name: {
-                    "on_call": [s.person],
-                    "until": s.until.astimezone(tz).isoformat(),
-                    "next": [s.next_person],
-                    **({"override": True} if s.override else {}),
-                }
-                for name, s in shifts.items()
-            },
-            "groups": {name: list(members) for name, members in config.groups.items()},
-        }
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"At {at.astimezone(tz):%Y-%m-%d %H:%M %Z}:")
-    for name, s in shifts.items():
-        note = " (override)" if s.override else ""
-        print(
-            f"  rotation {name}: {_person(config, s.person)}{note} "
-            f"until {s.until.astimezone(tz):%a %Y-%m-%d %H:%M %Z}, "
-            f"then {_person(config, s.next_person)}"
-        )
-    for name, members in config.groups.items():
-        print(f"  group {name}: {', '.join(_person(config, p) for p in members)}")
-    return 0
-
-
-def _person(config: Config, pid: str) -> str:
-    person = config.people[pid]
-    return pid if person.name == pid else f"{pid} ({person.name})"
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -261,11 +232,17 @@ def _listen(text: str) -> tuple[str, int]:
 
 def required_secrets(config: Config, settings: Settings) -> list[str]:
     """Environment variables a real (not dry-run) service needs for this routing file."""
-    kinds = {t.kind.value for r in config.routes for t in r.targets}
+    targets = [
+        (team, target)
+        for team in config.all_teams()
+        for route in team.routes
+        for level in range(len(route.escalation) + 1)
+        for target in route.level_targets(level)
+    ]
+    kinds = {t.kind.value for _, t in targets}
     web_api = any(
-        t.kind.value == "slack" and (t.ref_kind != "channel" or config.slack[t.ref].channel)
-        for r in config.routes
-        for t in r.targets
+        t.kind.value == "slack" and (t.ref_kind != "channel" or team.slack[t.ref].channel)
+        for team, t in targets
     )
     needed = {
         "SLACK_BOT_TOKEN": web_api,

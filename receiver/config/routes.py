@@ -147,8 +147,11 @@ def _escalation(
         if "after" not in s:
             r.error(s.line, f"{step_path}.after", "required (e.g. 15m)")
             continue
+        before = len(r.problems)
         after = r.duration(s, "after", step_path, 0.0)
-        if after <= 0:
+        if len(r.problems) > before:
+            pass  # not a duration: reported once, not again as "must be more than 0"
+        elif after <= 0:
             r.error(r.line_of(s, "after"), f"{step_path}.after", "must be more than 0")
         elif steps and after <= steps[-1].after:
             r.error(

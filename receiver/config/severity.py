@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from receiver.config.matchers import Matcher, parse_line
@@ -19,25 +20,64 @@ def parse_severity(value: str) -> Severity:
         raise ValueError(f"unknown severity {value!r} (one of {names})") from None
 
 
-def parse_severity_policy(r: Reader, top: LineDict) -> SeverityPolicy:
+_SEPARATORS = re.compile(r"[\s_-]+")
+
+
+def severity_word(text: str) -> str:
+    """A severity word as matched: case, spaces, `-` and `_` do not count, so `Sev 1`, `SEV-1`
+    and `sev_1` are one word, and so are `P0 - Critical` and `p0-critical`."""
+    return _SEPARATORS.sub("", text).casefold()
+
+
+def parse_severity_policy(
+    r: Reader, top: LineDict, inherit: SeverityPolicy | None = None
+) -> SeverityPolicy:
+    """The `severity` section; with `inherit` (a team reading the file's), what the section
+    leaves out is inherited: labels and default key by key, aliases and rules as a whole (a
+    team that writes its own aliases means exactly those, never a mix with another scheme)."""
+    base = inherit or SeverityPolicy()
+    if inherit is not None and "severity" not in top:
+        return inherit
     m = r.section(top, "severity", "severity", ("labels", "default", "aliases", "rules"))
-    labels = tuple(v for _, _, v in r.strings(m, "labels", "severity")) or ("severity",)
-    default = Severity.HIGH
+    labels = tuple(v for _, _, v in r.strings(m, "labels", "severity")) or base.labels
+    default = base.default
     if (text := r.string(m, "default", "severity")) is not None:
         default = (
             r.convert(r.line_of(m, "default"), "severity.default", text, parse_severity) or default
         )
+    rules = _rules(r, m, base.rules)
+    if "aliases" not in m:
+        return SeverityPolicy(labels, base.aliases, rules, default, base.words, base.word_lines)
     aliases: dict[str, Severity] = {s.value: s for s in Severity}
+    words: dict[str, str] = {}
+    lines: dict[str, int] = {}
     alias_map = r.section(m, "aliases", "severity.aliases", [s.value for s in Severity])
     for name in alias_map:
         if name not in Severity.__members__.values():
             continue  # already reported as an unknown key
         sev = Severity(name)
         for item_line, item_path, alias in r.strings(alias_map, name, "severity.aliases"):
-            key = alias.strip().lower()
+            key = severity_word(alias)
+            if not key:
+                r.error(item_line, item_path, "an alias needs a letter or digit")
+                continue
             if key in aliases and aliases[key] is not sev:
-                r.error(item_line, item_path, f"alias {alias!r} already means {aliases[key].value}")
+                same = f" (as {words[key]!r})" if key in words and words[key] != alias else ""
+                r.error(
+                    item_line,
+                    item_path,
+                    f"alias {alias!r} already means {aliases[key].value}{same}",
+                )
+                continue
             aliases[key] = sev
+            words.setdefault(key, alias)
+            lines.setdefault(key, item_line)
+    return SeverityPolicy(labels, aliases, rules, default, words, lines)
+
+
+def _rules(r: Reader, m: LineDict, inherited: tuple[SeverityRule, ...]) -> tuple[SeverityRule, ...]:
+    if "rules" not in m:
+        return inherited
     rules = []
     for item_line, item_path, item in r.sequence(
         m.get("rules"), r.line_of(m, "rules"), "severity.rules"
@@ -57,7 +97,7 @@ def parse_severity_policy(r: Reader, top: LineDict) -> SeverityPolicy:
             r.error(rule.line, f"{item_path}.matchers", "a rule needs at least one matcher")
         if rule_sev is not None:
             rules.append(SeverityRule(matchers, rule_sev, item_line))
-    return SeverityPolicy(labels, aliases, tuple(rules), default)
+    return tuple(rules)
 
 
 def parse_matchers(r: Reader, m: LineDict, path: str) -> tuple[Matcher, ...]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from receiver.config.matchers import Matcher
+from receiver.config.matchers import Matcher, matches_all
 from receiver.config.rotations import Rotation, TimeWindow
 from receiver.config.yaml_file import Problem
 from receiver.model import Channel, Severity
@@ -58,9 +58,13 @@ class SeverityRule:
 @dataclass(frozen=True)
 class SeverityPolicy:
     labels: tuple[str, ...] = ("severity",)
-    aliases: Mapping[str, Severity] = field(default_factory=dict)
+    # Keyed by `severity.severity_word` (no case, spaces, `-`, `_`); canonical names included.
+    aliases: Mapping[str, Severity] = field(default_factory=lambda: {s.value: s for s in Severity})
     rules: tuple[SeverityRule, ...] = ()
     default: Severity = Severity.HIGH
+    # Each alias key as the file first wrote it, for explanations ("P0 - Critical"), and where.
+    words: Mapping[str, str] = field(default_factory=dict)
+    word_lines: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -176,8 +180,18 @@ class Acknowledgement:
     silence_for: float = 3600.0
 
 
+# Alertmanager's grouping for a team that does not set its own.
+DEFAULT_GROUP_BY = ("alertname", "cluster", "service")
+
+
 @dataclass(frozen=True)
 class Config:
+    """The routing file. Its policy fields (zone, severity, groups, rotations, windows, Slack,
+    routes) are one team's: a file without `teams:` is one implicit team, and a file with teams
+    is read as its default team's view, each team in `teams` as a view of its own sharing the
+    rest (people, Sentry, delivery, acknowledgement, limits) — so code that decides for one alert
+    takes `team_for(labels)` and reads the fields as before."""
+
     path: str
     timezone: ZoneInfo
     severity: SeverityPolicy
@@ -193,3 +207,30 @@ class Config:
     acknowledgement: Acknowledgement = Acknowledgement()
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     warnings: tuple[Problem, ...] = ()
+    team: str = ""  # "" when the file has no teams
+    team_matchers: tuple[Matcher, ...] = ()
+    team_line: int = 0
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    teams: tuple[Config, ...] = ()  # in file order; () when the file has no teams
+
+    def team_for(self, labels: Mapping[str, str]) -> Config:
+        """An alert's team: the first whose matchers all match its labels, else the default."""
+        for team in self.teams:
+            if team.team_matchers and matches_all(team.team_matchers, labels):
+                return team
+        return self
+
+    def all_teams(self) -> tuple[Config, ...]:
+        """Every team's view, in file order (the file itself when it has no teams)."""
+        return self.teams or (self,)
+
+    def all_routes(self) -> dict[str, Route]:
+        """Every team's routes by name ("<team>/<route>" in a file with teams)."""
+        return {route.name: route for team in self.all_teams() for route in team.routes}
+
+    def slack_destinations(self) -> dict[str, SlackDestination]:
+        """Every team's Slack destinations by their `name` (what a Recipient addresses)."""
+        return {d.name: d for team in self.all_teams() for d in team.slack.values()}
+
+    def team_named(self, name: str) -> Config | None:
+        return next((t for t in self.all_teams() if t.team == name), None)

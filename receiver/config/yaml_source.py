@@ -4,6 +4,7 @@ collects every problem at once, located (see `yaml_file` for the loading).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -17,18 +18,37 @@ T = TypeVar("T")
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# One `<number><unit>` of a duration; Alertmanager and Prometheus chain them (`1h30m`).
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|y|w|d|h|m|s)")
+_UNITS = {
+    "y": 365 * 86400.0,
+    "w": 604800.0,
+    "d": 86400.0,
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 0.001,
+}
+_ORDER = list(_UNITS)
 # Longer is a typo, and would overflow date arithmetic further on.
 MAX_DURATION = 3650 * 86400.0
 
 
 def parse_duration(value: str) -> float:
-    """`500ms`, `10s`, `15m`, `1h`, `1d`, `1w` in seconds, at most 3650d."""
-    m = _DURATION.fullmatch(value.strip())
-    if m is None:
-        raise ValueError(f"bad duration {value!r} (e.g. 500ms, 10s, 15m, 1h, 1d, 1w)")
-    seconds = float(m[1]) * _UNITS[m[2]]
+    """A duration as Alertmanager and Prometheus write it, in seconds, at most 3650d:
+    `500ms`, `90s`, `15m`, `1h30m`, `2d`, `1w`, `1y` (parts from the largest unit down, each
+    once). A single part may have a fraction (`1.5h`), as this file always allowed."""
+    text = value.strip()
+    parts = [(m[0], m[1], m[2]) for m in _DURATION_PART.finditer(text)]
+    units = [unit for _, _, unit in parts]
+    ordered = units == sorted(set(units), key=_ORDER.index)
+    fraction = len(parts) > 1 and any("." in number for _, number, _ in parts)
+    if not parts or "".join(p for p, _, _ in parts) != text or not ordered or fraction:
+        raise ValueError(
+            f"bad duration {value!r} (e.g. 500ms, 90s, 15m, 1h30m, 2d, 1w: units from the "
+            "largest down, each once)"
+        )
+    seconds = sum(float(number) * _UNITS[unit] for _, number, unit in parts)
     if seconds > MAX_DURATION:
         raise ValueError(f"duration {value!r} is over 3650d")
     return seconds
@@ -39,6 +59,8 @@ class Reader:
 
     def __init__(self, file: str, environ: Mapping[str, str], secrets_required: bool) -> None:
         self.file = file
+        # Put before every problem's key: a team's sections are read by a scoped reader.
+        self.prefix = ""
         self.environ = environ
         self.secrets_required = secrets_required
         self.problems: list[Problem] = []
@@ -46,10 +68,17 @@ class Reader:
         self.secrets: set[str] = set()
 
     def error(self, line: int, path: str, message: str) -> None:
-        self.problems.append(Problem(self.file, line, path, message))
+        self.problems.append(Problem(self.file, line, _join(self.prefix, path), message))
 
     def warn(self, line: int, path: str, message: str) -> None:
-        self.warnings.append(Problem(self.file, line, path, message))
+        self.warnings.append(Problem(self.file, line, _join(self.prefix, path), message))
+
+    def scoped(self, prefix: str) -> Reader:
+        """A reader whose problems' keys start with `prefix` (e.g. `teams.madplan`); it shares
+        this one's problems, warnings and secrets."""
+        child = copy.copy(self)
+        child.prefix = _join(self.prefix, prefix)
+        return child
 
     def mapping(self, value: Any, line: int, path: str, allowed: Iterable[str]) -> LineDict | None:
         """Check that `value` is a mapping with only `allowed` keys."""
@@ -248,7 +277,7 @@ _WORDS = {"yes": True, "on": True, "no": False, "off": False}
 
 
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    return f"{path}.{key}" if path and key else path or key
 
 
 def kind_of(value: Any) -> str:

@@ -313,8 +313,15 @@ class OnCallCollector(Collector):
             labels=["rotation", "person"],
         )
         now = self._clock()
-        for name, rotation in config.rotations.items():
-            holder = on_call(config, name, now)
-            for person in sorted({*rotation.members, *(o.person for o in rotation.overrides)}):
-                family.add_metric([name, person], 1.0 if person == holder else 0.0)
+        seen = set()
+        for team in config.all_teams():
+            for name, rotation in team.rotations.items():
+                # A team's own rotation is "<team>/<name>"; one at the file's top, every team's.
+                label = rotation.name
+                if label in seen:
+                    continue
+                seen.add(label)
+                holder = on_call(team, name, now)
+                for person in sorted({*rotation.members, *(o.person for o in rotation.overrides)}):
+                    family.add_metric([label, person], 1.0 if person == holder else 0.0)
         yield family

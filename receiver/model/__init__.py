@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 
 class Severity(enum.StrEnum):
@@ -111,6 +111,7 @@ class RoutedAlert:
     alert: Alert
     severity: SeverityDecision
     routes: tuple[str, ...]
+    team: str = ""  # "" when the routing file has no teams
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,33 @@ class SlackRef:
 
 
 @dataclass(frozen=True)
+class LevelPage:
+    """One level of a route's escalation ladder: when it is due and whom it pages."""
+
+    level: int
+    at: datetime
+    people: tuple[str, ...]  # display names, in the routing file's `name` form
+
+
+@dataclass(frozen=True)
+class Paging:
+    """What the plan knew when it made a message, for its text (routing.paging builds it):
+    the channels cannot read the routing file, and the text must not depend on the clock."""
+
+    at: datetime  # the plan's `now`: ages and "today" in the text count from it
+    # The alerts' own word for the severity, as their team writes it ("P0"), and the label it
+    # came from; "" when no alias decided it or the word is the canonical name.
+    severity_word: str = ""
+    severity_label: str = ""
+    levels: tuple[LevelPage, ...] = ()  # levels reached so far, with whom each paged
+    # The next level and when it is due; None at the top of the ladder or once resolved (while
+    # acknowledged: due when the acknowledgement expires plus the time the level had left).
+    next: LevelPage | None = None
+    # The spell's first page at level 0: its email opens the thread later emails reply to.
+    first: bool = False
+
+
+@dataclass(frozen=True)
 class Notification:
     """One message to one recipient on one channel, for a set of alerts of one group."""
 
@@ -178,6 +206,11 @@ class Notification:
     editable: bool = False
     # The channel's message of this group, when there is one to update instead of a new post.
     follows: SlackRef | None = None
+    # The team's time zone, for the times in the text (None: the sender's default).
+    timezone: tzinfo | None = None
+    # Escalation facts and the plan's time, for the text (None: made outside a plan; the text
+    # then counts ages from the clock and names nobody paged).
+    paging: Paging | None = None
     # Derived from `alerts` once, at construction: every renderer asks several times per message
     # (cached_property would lock on each first access, which costs more than the split).
     firing: tuple[Alert, ...] = field(init=False, repr=False, compare=False)

@@ -59,7 +59,10 @@ def match_routes(config: Config, alert: Alert, severity: Severity) -> tuple[Rout
 def recipients(config: Config, target: Target, now: datetime) -> tuple[Recipient, ...]:
     """The people or Slack destination a target means at this moment."""
     if target.ref_kind == "channel":
-        return (Recipient(target.ref, target.ref),)
+        # A team's own destination is known by "<team>/<name>" outside the team.
+        destination = config.slack.get(target.ref)
+        name = target.ref if destination is None else destination.name
+        return (Recipient(name, name),)
     out = []
     for pid in members_of(config, target.ref_kind, target.ref, now):
         person = config.people[pid]
@@ -181,13 +184,16 @@ def plan(
     """
     routed: list[RoutedAlert] = []
     by_route: dict[str, list[tuple[Alert, Severity]]] = {}
-    routes: dict[str, Route] = {}
+    routes: dict[str, tuple[Config, Route]] = {}
     for alert in group.alerts:
-        decision = decide_severity(config, alert)
-        matched = match_routes(config, alert, decision.severity)
-        routed.append(RoutedAlert(alert, decision, tuple(r.name for r in matched)))
+        # Each alert is decided by its team's policy (a group may mix teams when
+        # Alertmanager's group_by leaves the team out); team route names are "<team>/<route>".
+        team = config.team_for(alert.labels)
+        decision = decide_severity(team, alert)
+        matched = match_routes(team, alert, decision.severity)
+        routed.append(RoutedAlert(alert, decision, tuple(r.name for r in matched), team.team))
         for route in matched:
-            routes[route.name] = route
+            routes[route.name] = (team, route)
             by_route.setdefault(route.name, []).append((alert, decision.severity))
 
     spell = spell_of(group, memory)
@@ -199,14 +205,14 @@ def plan(
     seen: set[tuple[str, str]] = set()
     held: set[str] = set()
     for name, members in by_route.items():
-        route = routes[name]
+        team, route = routes[name]
         alerts = tuple(a for a, _ in members)
         severity = min((s for _, s in members), key=lambda s: s.rank)
         where = ladder(route, alerts, start, now, acks)
         firing = any(a.status is Status.FIRING for a in alerts)
         renewed = _expired_ack(acks, where.start, now) if firing else ""
         keys = _Keys(group, spell, alerts, route.repage_on_new_alerts)
-        stage, stage_text = _stage(config, route, where, current) if firing else ("resolved", "")
+        stage, stage_text = _stage(team, route, where, current) if firing else ("resolved", "")
         for level in range(where.level + 1):
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
@@ -220,7 +226,7 @@ def plan(
                 # A page goes out only while its window is open. A resolved notice goes to
                 # whoever could have been paged: the window was open at some re-send between
                 # the level falling due and the end.
-                closed = _closed_window(config, route, target, firing, now, due, where.end)
+                closed = _closed_window(team, route, target, firing, now, due, where.end)
                 if closed is not None:
                     skipped.append(Skipped(name, level, target, closed))
                     continue
@@ -230,9 +236,9 @@ def plan(
                 if firing and current is not None and person:
                     # They were paged before it was acknowledged (else nobody could have
                     # acknowledged it): the resolved notice still owes them a word.
-                    held.update(f"{level}:{r.name}" for r in recipients(config, target, due))
+                    held.update(f"{level}:{r.name}" for r in recipients(team, target, due))
                     continue
-                for recipient in recipients(config, dataclasses.replace(target, kind=kind), due):
+                for recipient in recipients(team, dataclasses.replace(target, kind=kind), due):
                     # Resolved notices go to the people who were paged. With nothing remembered
                     # (never paged, or an in-process store restarted) the ladder stands at
                     # level 0: whoever would have had the first page hears of it.
@@ -264,7 +270,8 @@ def plan(
                             spell=spell,
                             stage=stage if follows else "",
                             stage_text=stage_text if follows else "",
-                            editable=follows and _web_api(config, recipient.address),
+                            editable=follows and _web_api(team, recipient.address),
+                            timezone=team.timezone,
                         )
                     )
     return Plan(
@@ -307,8 +314,7 @@ def _stage(config: Config, route: Route, where: Ladder, current: Ack | None) -> 
 
 def _web_api(config: Config, destination: str) -> bool:
     """A Slack destination given as a Web API channel (an incoming webhook cannot edit)."""
-    found = config.slack.get(destination)
-    return found is not None and found.channel is not None
+    return any(d.name == destination and d.channel for d in config.slack.values())
 
 
 def _resolved_kind(route: Route, target: Target) -> Channel | None:

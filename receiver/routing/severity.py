@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from receiver.config.matchers import matches_all
+from receiver.config.severity import severity_word
 from receiver.config.types import Config
 from receiver.model import Alert, AlertGroup, Severity, SeverityDecision, Source
 
 
 def decide_severity(config: Config, alert: Alert) -> SeverityDecision:
+    """The severity of an alert under its team's policy (`config` is the team's view)."""
+    decision = _decide(config, alert)
+    if not config.team:
+        return decision
+    return SeverityDecision(
+        decision.severity, f"team {config.team}: {decision.reason}", decision.defaulted
+    )
+
+
+def _decide(config: Config, alert: Alert) -> SeverityDecision:
     policy = config.severity
     for rule in policy.rules:
         if matches_all(rule.matchers, alert.labels):
@@ -21,10 +32,16 @@ def decide_severity(config: Config, alert: Alert) -> SeverityDecision:
         value = alert.labels.get(name, "").strip()
         if not value:
             continue
-        severity = policy.aliases.get(value.lower())
+        key = severity_word(value)
+        severity = policy.aliases.get(key)
         if severity is not None:
-            how = "is" if value.lower() == severity.value else "is an alias of"
-            return SeverityDecision(severity, f"label {name}={value!r} {how} {severity.value}")
+            word = policy.words.get(key, severity.value)
+            how = f"is an alias of {severity.value}"
+            if key == severity.value:
+                how = f"is {severity.value}"
+            elif value != word:
+                how = f"matches the alias {word!r} of {severity.value}"
+            return SeverityDecision(severity, f"label {name}={value!r} {how}")
         return SeverityDecision(
             policy.default,
             f"label {name}={value!r} is not a known severity; default {policy.default.value}",
@@ -57,6 +74,6 @@ def _sentry_severity(config: Config, alert: Alert) -> SeverityDecision:
 
 
 def group_severity(config: Config, group: AlertGroup) -> Severity:
-    """The most urgent severity among the group's alerts."""
-    severities = [decide_severity(config, a).severity for a in group.alerts]
+    """The most urgent severity among the group's alerts, each under its team's policy."""
+    severities = [decide_severity(config.team_for(a.labels), a).severity for a in group.alerts]
     return min(severities, key=lambda s: s.rank, default=config.severity.default)

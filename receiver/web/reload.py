@@ -92,7 +92,9 @@ class Reloader:
         metrics = self.service.metrics
         metrics.config_reload_success.set(1)
         metrics.config_reload_time.set_to_current_time()
-        log.info("routing file reloaded", extra={"reason": reason, "routes": len(config.routes)})
+        log.info(
+            "routing file reloaded", extra={"reason": reason, "routes": len(config.all_routes())}
+        )
 
     def changed(self) -> bool:
         current = fingerprint(self.path)

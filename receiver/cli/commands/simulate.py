@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from receiver.cli.commands import ConfigArg
@@ -60,8 +60,9 @@ def register(
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, os.environ)
     labels = parse_labels(args.labels)
+    # The alert's team decides everything here: its severity words, routes, zone and windows.
+    config = load_config(args.config, os.environ).team_for(labels)
     start = parse_time(args.at, config.timezone)
     timeline = simulate(config, labels, start)
     if args.json:
@@ -268,16 +269,8 @@ def _address(config: Config, pid: str, kind: str) -> str | None:
 
 
 def _opens(config: Config, window: str, after: datetime) -> datetime | None:
-    """When a closed window next opens (its start on some later local day), if within a year."""
-    spec = config.windows[window]
-    local = after.astimezone(spec.timezone)
-    day: date = local.date()
-    for _ in range(WINDOW_SEARCH_DAYS):
-        candidate = datetime.combine(day, spec.start, spec.timezone)
-        if candidate > after and spec.contains(candidate):
-            return candidate
-        day += timedelta(days=1)
-    return None
+    """When a closed window next opens, if within a year."""
+    return config.windows[window].next_opening(after, timedelta(days=WINDOW_SEARCH_DAYS))
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -305,7 +298,7 @@ def _who(config: Config, n: Notification) -> tuple[str, str]:
     """Display name and address. A Slack destination is named, never its webhook URL."""
     if n.recipient.name in config.people:
         return _person(config, n.recipient.name), n.recipient.address
-    destination = config.slack.get(n.recipient.name)
+    destination = config.slack_destinations().get(n.recipient.name)
     if destination is not None:
         where = destination.channel or "incoming webhook"
         return f"#{destination.name}", where

@@ -86,6 +86,10 @@ def register(
     parser.add_argument(
         "--dry-run", action="store_true", help="print each test page instead of sending it"
     )
+    parser.add_argument(
+        "--team",
+        help="the team whose rotations, groups and routes count (default: the default team)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -119,6 +123,12 @@ class Sent:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, os.environ)
+    if args.team is not None:
+        team = config.team_named(args.team) if config.teams else None
+        if team is None:
+            names = ", ".join(t.team for t in config.teams) or "none: the file has no teams"
+            raise UsageError(f"--team {args.team!r}: unknown team (teams: {names})")
+        config = team
     at = parse_time(args.at, config.timezone)
     who = resolve(config, args.to, at)
     pages = build_pages(config, who, datetime.now(UTC), at)
