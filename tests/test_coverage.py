@@ -110,3 +110,24 @@ def test_check_rejects_a_bad_horizon(
     err = capsys.readouterr().err
     assert err.startswith("error: --horizon: ")
     assert message in err
+
+
+def test_a_gap_is_shown_in_the_rotations_zone(tmp_path: Path) -> None:
+    """A UTC rotation in a London file: its handoffs, and so its gaps, are 10:00 UTC, and are
+    printed in UTC, also in summer (when London is an hour ahead)."""
+    text = ROUTING.format(
+        people='  a: {phone: "+447700900100"}\n  b: {phone: "+447700900101"}',
+        members="a, b",
+        turn="1w",
+        overrides='{person: b, from: "2027-06-07 10:00", until: "2027-06-08 10:00"}',
+    )
+    text = text.replace('    handoff: "2027-01-04 09:00"\n', '    handoff: "2027-01-04 10:00"\n')
+    text = text.replace("  primary:\n", "  primary:\n    timezone: UTC\n")
+    path = tmp_path / "routing.yaml"
+    path.write_text(text)
+    # Week 22 (from Monday 7 June) is a's, so b is the secondary; the override makes b primary.
+    (gap,) = gaps(load_config(path, {}), datetime(2027, 6, 1, tzinfo=UTC), timedelta(weeks=3))
+    assert str(gap) == (
+        "rotations.secondary: 2027-06-07 10:00 to 2027-06-08 10:00 UTC: b holds both secondary "
+        "and primary: nobody backs them up"
+    )

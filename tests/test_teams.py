@@ -158,7 +158,7 @@ def test_severity_words_ignore_case_spaces_dashes_and_underscores(
 ) -> None:
     team, severity, reason = decide(config, {"service": "madplan-db", "priority": word})
     assert (team, severity) == ("madplan", Severity.CRITICAL)
-    assert "defaulted" not in reason and "not a known" not in reason
+    assert reason.endswith(("of critical", "is an alias of critical")), reason
 
 
 def test_route_shows_the_team_and_the_alias_as_written(
@@ -244,7 +244,8 @@ def test_compound_durations_in_a_ladder(config: Config) -> None:
 
 def test_a_file_without_teams_is_one_implicit_team(tmp_path: Path) -> None:
     shipped = load_config(Path("routing.yaml"), {})
-    assert shipped.teams == () and shipped.team == ""
+    assert shipped.teams == ()
+    assert shipped.team == ""
     assert shipped.all_teams() == (shipped,)
     assert shipped.team_for({"team": "anything"}) is shipped
     assert [r.name for r in shipped.routes] == ["critical", "high", "low-urgency"]

@@ -1,19 +1,20 @@
-"""The on-call part of the routing file: rotations with overrides, and named time windows."""
+"""The on-call part of the routing file: rotations with overrides, each in its own time zone.
+
+Named time windows are in `windows`; `TimeWindow` and `parse_windows` are re-exported here."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from receiver.config.windows import WEEKDAYS, TimeWindow, parse_windows, parse_zone
 from receiver.config.yaml_file import LineDict
 from receiver.config.yaml_source import Reader, kind_of, parse_duration
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_HOURS = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)$")
 # A Monday: handoffs default to Monday 09:00 local time, weekly.
 DEFAULT_HANDOFF = datetime(2024, 1, 1, 9, 0)
 MIN_YEAR, MAX_YEAR = 1970, 2999
@@ -32,50 +33,20 @@ class Override:
 class Rotation:
     """Members take turns of `turn` seconds, counted in local wall-clock time from `handoff`.
 
-    `handoff` is naive local time in the routing file's time zone, so a DST change never moves a
-    handoff. A rotation that `backs_up` another without members of its own uses that rotation's
-    list one turn ahead: the next person in line.
+    `handoff` is naive local time in `timezone` (the rotation's own, else its team's, else the
+    file's), so a DST change never moves a handoff. A rotation that `backs_up` another without
+    members of its own uses that rotation's list one turn ahead (the next person in line), on
+    its schedule and in its zone.
     """
 
     name: str
     members: tuple[str, ...]
+    timezone: ZoneInfo
     handoff: datetime = DEFAULT_HANDOFF
     turn: float = 7 * 86400.0
     overrides: tuple[Override, ...] = ()
     backs_up: str | None = None
     offset: int = 0
-
-
-@dataclass(frozen=True)
-class TimeWindow:
-    """Named hours (e.g. business hours): weekdays and a daily span, minus holidays, in a zone."""
-
-    name: str
-    weekdays: frozenset[int]
-    start: time
-    end: time
-    holidays: frozenset[date]
-    timezone: ZoneInfo
-
-    def contains(self, when: datetime) -> bool:
-        local = when.astimezone(self.timezone)
-        if local.date() in self.holidays or local.weekday() not in self.weekdays:
-            return False
-        return self.start <= local.time() < self.end
-
-    def overlaps(self, start: datetime, end: datetime) -> bool:
-        """Whether the window was open at any moment in [start, end]."""
-        if self.contains(start) or self.contains(end):
-            return True
-        day = start.astimezone(self.timezone).date()
-        last = end.astimezone(self.timezone).date()
-        while day <= last:  # bounded by the group's lifetime, checked a day at a time
-            if day not in self.holidays and day.weekday() in self.weekdays:
-                opens = datetime.combine(day, self.start, self.timezone)
-                if start <= opens <= end:
-                    return True
-            day += timedelta(days=1)
-        return False
 
 
 def local_time(value: Any, tz: ZoneInfo) -> datetime:
@@ -105,13 +76,15 @@ def _local_naive(value: Any, tz: ZoneInfo) -> datetime:
 def parse_rotations(
     r: Reader, top: LineDict, people: Mapping[str, object], tz: ZoneInfo
 ) -> dict[str, Rotation]:
+    """`rotations`; `tz` is the zone of those that name none (the team's, else the file's)."""
     out: dict[str, Rotation] = {}
     table = r.section(top, "rotations", "rotations")
     backs: dict[str, tuple[int, str]] = {}
+    bodies: dict[str, tuple[LineDict, str]] = {}
     for name in table:
         path = f"rotations.{name}"
         r.check_name(r.line_of(table, name), path, name)
-        keys = ("members", "handoff", "turn", "overrides", "backs_up")
+        keys = ("members", "timezone", "handoff", "turn", "overrides", "backs_up")
         m = r.mapping(table[name], r.line_of(table, name), path, keys)
         if m is None:
             continue
@@ -121,13 +94,21 @@ def parse_rotations(
             backs[name] = (r.line_of(m, "backs_up"), backs_up)
         elif not members:
             r.error(m.line, f"{path}.members", "a rotation needs at least one member")
+        zone = parse_zone(r, m, path, tz)
+        if backs_up is not None and not members and "timezone" in m:
+            r.error(
+                r.line_of(m, "timezone"),
+                f"{path}.timezone",
+                f"a rotation without members follows {backs_up!r}, its schedule and its zone; "
+                "set the zone there",
+            )
         handoff = DEFAULT_HANDOFF
         if "handoff" in m:
             parsed = r.convert(
                 r.line_of(m, "handoff"),
                 f"{path}.handoff",
                 m["handoff"],
-                lambda v: _local_naive(v, tz),
+                partial(_local_naive, tz=zone),
             )
             if parsed is not None:
                 handoff = parsed
@@ -135,23 +116,25 @@ def parse_rotations(
         if turn < 3600:
             r.error(r.line_of(m, "turn"), f"{path}.turn", "a turn is at least 1h")
             turn = 7 * 86400.0
-        overrides = _overrides(r, m, path, people, tz)
-        out[name] = Rotation(name, members, handoff, turn, overrides, backs_up)
+        out[name] = Rotation(name, members, zone, handoff, turn, (), backs_up)
+        bodies[name] = (m, path)
+    followers = {name for name, rotation in out.items() if name in backs and not rotation.members}
     for name, (line, other) in backs.items():
         path = f"rotations.{name}.backs_up"
         base = out.get(other)
         if base is None or other == name:
             r.error(line, path, f"unknown rotation {other!r}")
             continue
-        if base.backs_up is not None and not base.members:
+        if other in followers:
             r.error(line, path, f"{other!r} itself backs up another rotation")
             continue
-        own = out[name]
-        if not own.members:
-            # No list of its own: the primary's list, one ahead, on the primary's schedule.
-            out[name] = Rotation(
-                name, base.members, base.handoff, base.turn, own.overrides, other, offset=1
-            )
+        if name in followers:
+            # No list of its own: the primary's list, one ahead, on its schedule and in its zone.
+            out[name] = replace(base, name=name, backs_up=other, offset=1)
+    # Overrides are local times in the rotation's zone, which a follower has only now.
+    for name, (m, path) in bodies.items():
+        zone = out[name].timezone
+        out[name] = replace(out[name], overrides=_overrides(r, m, path, people, zone))
     return out
 
 
@@ -189,85 +172,12 @@ def _overrides(
     return tuple(out)
 
 
-def parse_windows(r: Reader, top: LineDict, tz: ZoneInfo) -> dict[str, TimeWindow]:
-    out = {}
-    table = r.section(top, "time_windows", "time_windows")
-    for name in table:
-        path = f"time_windows.{name}"
-        r.check_name(r.line_of(table, name), path, name)
-        m = r.mapping(
-            table[name], r.line_of(table, name), path, ("weekdays", "hours", "holidays", "timezone")
-        )
-        if m is None:
-            continue
-        days = frozenset(
-            d
-            for line, p, text in r.strings(m, "weekdays", path)
-            for d in (r.convert(line, p, text, _weekdays) or ())
-        ) or frozenset(range(5))
-        start, end = time(0, 0), time.max
-        hours = r.string(m, "hours", path)
-        if hours is not None:
-            span = r.convert(r.line_of(m, "hours"), f"{path}.hours", hours, _hours)
-            if span is not None:
-                start, end = span
-        holidays = frozenset(
-            d
-            for line, p, value in r.sequence(
-                m.get("holidays"), r.line_of(m, "holidays"), f"{path}.holidays"
-            )
-            if (d := r.convert(line, p, value, _date)) is not None
-        )
-        zone = tz
-        if (zone_name := r.string(m, "timezone", path)) is not None:
-            try:
-                zone = ZoneInfo(zone_name)
-            except (ZoneInfoNotFoundError, ValueError, OSError):
-                r.error(
-                    r.line_of(m, "timezone"), f"{path}.timezone", f"unknown time zone {zone_name!r}"
-                )
-        out[name] = TimeWindow(name, days, start, end, holidays, zone)
-    return out
-
-
-def _weekdays(text: str) -> frozenset[int]:
-    """`monday`, or a range `monday-friday` / `monday:friday` (Alertmanager's spelling)."""
-    parts = re.split(r"\s*[-:]\s*", text.strip().lower())
-    try:
-        indexes = [WEEKDAYS.index(p) for p in parts]
-    except ValueError:
-        raise ValueError(
-            f"{text!r}: weekdays are monday..sunday, or a range monday-friday"
-        ) from None
-    if len(indexes) == 1:
-        return frozenset(indexes)
-    first, last = indexes[0], indexes[-1]
-    if len(indexes) != 2 or last < first:
-        raise ValueError(f"{text!r}: a range runs forwards, e.g. monday-friday")
-    return frozenset(range(first, last + 1))
-
-
-def _hours(text: str) -> tuple[time, time]:
-    m = _HOURS.match(text.strip())
-    if m is None:
-        raise ValueError(f"{text!r}: hours look like 09:00-17:00")
-    start = time(int(m[1]), int(m[2]))
-    end = time.max if (int(m[3]), int(m[4])) == (24, 0) else time(int(m[3]) % 24, int(m[4]))
-    if end <= start:
-        raise ValueError(f"{text!r}: the end must be after the start")
-    return start, end
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-        raise ValueError(f"{value!r} is not a date like 2026-12-25")
-    raise TypeError(f"expected a date like 2026-12-25, got {kind_of(value)}")
-
-
-__all__ = ["Override", "Rotation", "TimeWindow", "local_time", "parse_duration"]
+__all__ = [
+    "WEEKDAYS",
+    "Override",
+    "Rotation",
+    "TimeWindow",
+    "local_time",
+    "parse_duration",
+    "parse_windows",
+]

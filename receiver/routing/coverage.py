@@ -50,8 +50,8 @@ def gaps(config: Config, start: datetime, horizon: timedelta | None = None) -> l
                 out.append(
                     Gap(
                         name,
-                        at.astimezone(config.timezone),
-                        until.astimezone(config.timezone),
+                        at.astimezone(rotation.timezone),
+                        until.astimezone(rotation.timezone),
                         f"{mine.person} holds both {name} and {rotation.backs_up}: "
                         "nobody backs them up",
                     )

@@ -28,12 +28,14 @@ def _aware(naive: datetime, tz: ZoneInfo) -> datetime:
     return naive.replace(tzinfo=tz, fold=0)
 
 
-def _scheduled(rotation: Rotation, at: datetime, tz: ZoneInfo) -> tuple[str, datetime]:
+def _scheduled(rotation: Rotation, at: datetime) -> tuple[str, datetime]:
     """The rotation's own schedule: holder and end of the turn.
 
-    Turns are counted in local wall-clock time, then checked against the real instants of the
-    handoffs either side, so a handoff inside a skipped or repeated DST hour is still exact.
+    Turns are counted in local wall-clock time in the rotation's zone, then checked against the
+    real instants of the handoffs either side, so a handoff inside a skipped or repeated DST hour
+    is still exact.
     """
+    tz = rotation.timezone
     at = at.astimezone(UTC)
     local = at.astimezone(tz).replace(tzinfo=None)
     turn = math.floor((local - rotation.handoff).total_seconds() / rotation.turn)
@@ -51,13 +53,14 @@ def _scheduled(rotation: Rotation, at: datetime, tz: ZoneInfo) -> tuple[str, dat
 
 
 def shift(config: Config, name: str, at: datetime) -> Shift:
-    """Who holds the rotation at `at`, until the next moment someone else does, and who that is."""
+    """Who holds the rotation at `at`, until the next moment someone else does (in the rotation's
+    zone), and who that is."""
     rotation = config.rotations[name]
-    tz = config.timezone
+    tz = rotation.timezone
     at = at.astimezone(UTC)  # datetimes in one zone compare by wall clock; instants do not lie
-    person = _holder(rotation, at, tz)
+    person = _holder(rotation, at)
     override = any(o.start <= at < o.end for o in rotation.overrides)
-    _, turn_end = _scheduled(rotation, at, tz)
+    _, turn_end = _scheduled(rotation, at)
     # Where the holder can change: turn ends and override edges. Walk them in order, up to a
     # full cycle past the last override edge, to the first one where someone else holds it.
     edges = {e.astimezone(UTC) for o in rotation.overrides for e in (o.start, o.end) if e > at}
@@ -67,17 +70,17 @@ def shift(config: Config, name: str, at: datetime) -> Shift:
         edges.add(end)
         if end >= horizon:
             cycle -= 1
-        end = _scheduled(rotation, end, tz)[1].astimezone(UTC)
+        end = _scheduled(rotation, end)[1].astimezone(UTC)
     for edge in sorted(edges):
-        following = _holder(rotation, edge, tz)
+        following = _holder(rotation, edge)
         if following != person:
             return Shift(person, edge.astimezone(tz), following, override=override)
     return Shift(person, turn_end, person, override=override)  # one member: nobody else
 
 
-def _holder(rotation: Rotation, at: datetime, tz: ZoneInfo) -> str:
+def _holder(rotation: Rotation, at: datetime) -> str:
     at = at.astimezone(UTC)
-    person, _ = _scheduled(rotation, at, tz)
+    person, _ = _scheduled(rotation, at)
     for override in rotation.overrides:
         if override.start <= at < override.end:
             person = override.person  # the last one listed wins
@@ -85,7 +88,7 @@ def _holder(rotation: Rotation, at: datetime, tz: ZoneInfo) -> str:
 
 
 def on_call(config: Config, rotation: str, at: datetime) -> str:
-    return _holder(config.rotations[rotation], at, config.timezone)
+    return _holder(config.rotations[rotation], at)
 
 
 def members_of(config: Config, ref_kind: RefKind, ref: str, at: datetime) -> tuple[str, ...]:
