@@ -132,7 +132,9 @@ class AlertmanagerStore:
             "active": "true",
             "silenced": "false",
             "inhibited": "false",
-            "receiver": f"^{re.escape(alertmanager.RECEIVER)}$",
+            # `alertmanager-config` names one receiver per team and severity, all ours:
+            # oncall-router, oncall-router/critical, oncall-router/madplan/high.
+            "receiver": f"^{re.escape(alertmanager.RECEIVER)}(/.+)?$",
         }
         body = await self._call("GET", "alerts/groups", params=params)
         out = []
