@@ -367,3 +367,27 @@ def test_who_shows_each_team(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert report["teams"]["madplan"]["rotations"]["primary"]["on_call"] == ["bob"]
     assert main(["who", "--config", str(path), "--team", "nope"]) == 2
     assert "unknown team (teams: profile, madplan, platform)" in capsys.readouterr().err
+
+
+def test_group_by_is_the_files_then_the_teams(tmp_path: Path) -> None:
+    """`group_by` (for `alertmanager-config`): a team's own, else the file's, else the default."""
+    text = TEAMS.replace(
+        "default_team: platform\n", "default_team: platform\ngroup_by: [alertname, team]\n"
+    )
+    text = text.replace(
+        "    matchers: ['team=\"profile\"']\n",
+        "    matchers: ['team=\"profile\"']\n    group_by: [alertname, instance]\n",
+    )
+    config = load_config(write(tmp_path, text), {})
+    assert {t.team: t.group_by for t in config.teams} == {
+        "profile": ("alertname", "instance"),
+        "madplan": ("alertname", "team"),
+        "platform": ("alertname", "team"),
+    }
+    assert load_config(Path("routing.yaml"), {}).group_by == ("alertname", "cluster", "service")
+    bad = write(
+        tmp_path, text.replace("group_by: [alertname, team]", "group_by: [alert-name]"), "bad.yaml"
+    )
+    assert problems(bad) == [
+        f"{bad}:10: group_by[0]: 'alert-name' is not a label name (or '...', every label)"
+    ]

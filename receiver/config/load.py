@@ -13,8 +13,14 @@ from receiver.config.policies import parse_acknowledgement, parse_delivery, pars
 from receiver.config.rotations import parse_rotations, parse_windows
 from receiver.config.routes import check_coverage, parse_routes
 from receiver.config.severity import parse_sentry, parse_severity_policy
-from receiver.config.teams import TEAM_KEYS, check_word_clashes, parse_team, parse_timezone
-from receiver.config.types import Config, RefKind, Route
+from receiver.config.teams import (
+    TEAM_KEYS,
+    check_word_clashes,
+    parse_group_by,
+    parse_team,
+    parse_timezone,
+)
+from receiver.config.types import DEFAULT_GROUP_BY, Config, RefKind, Route
 from receiver.config.yaml_file import FILE, ConfigError, LineDict, load_yaml
 from receiver.config.yaml_source import Reader
 
@@ -54,6 +60,7 @@ _TOP_KEYS = (
     "time_windows",
     "teams",
     "default_team",
+    "group_by",
 )
 
 
@@ -99,6 +106,7 @@ def _build(r: Reader, data: Any) -> Config | None:
         limits=parse_limits(r, top),
         delivery=parse_delivery(r, top),
         acknowledgement=parse_acknowledgement(r, top),
+        group_by=parse_group_by(r, top, DEFAULT_GROUP_BY),
     )
     if has_teams:
         config = _teams(r, top, config) or config

@@ -4,6 +4,7 @@ Slack, routes), sharing the file's people and whatever the file defines at the t
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,11 +14,12 @@ from receiver.config.people import parse_groups, parse_slack
 from receiver.config.rotations import parse_rotations, parse_windows
 from receiver.config.routes import check_coverage, parse_routes
 from receiver.config.severity import parse_matchers, parse_severity_policy
-from receiver.config.types import DEFAULT_GROUP_BY, Config, Person, RefKind
+from receiver.config.types import Config, Person, RefKind
 from receiver.config.yaml_file import LineDict
 from receiver.config.yaml_source import Reader
 
 T = TypeVar("T")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 # What a team may hold; `people` (and Sentry, delivery, acknowledgement, limits) stay file-wide.
 TEAM_KEYS = (
@@ -62,7 +64,7 @@ def parse_team(
     }
     routes = parse_routes(r, m, refs, people, windows)
     check_coverage(r, m, routes)
-    group_by = tuple(v for _, _, v in r.strings(m, "group_by", "")) or DEFAULT_GROUP_BY
+    group_by = parse_group_by(r, m, shared.group_by)
     return dataclasses.replace(
         shared,
         timezone=tz,
@@ -79,6 +81,15 @@ def parse_team(
         group_by=group_by,
         teams=(),
     )
+
+
+def parse_group_by(r: Reader, m: LineDict, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Alertmanager's `group_by` for `alertmanager-config` (the file's, else the default)."""
+    names = tuple(v for _, _, v in r.strings(m, "group_by", ""))
+    for line, path, name in r.strings(m, "group_by", ""):
+        if name != "..." and not _LABEL_NAME.fullmatch(name):
+            r.error(line, path, f"{name!r} is not a label name (or '...', every label)")
+    return names or default
 
 
 def parse_timezone(r: Reader, m: LineDict, default: ZoneInfo) -> ZoneInfo:
