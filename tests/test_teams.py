@@ -391,3 +391,20 @@ def test_group_by_is_the_files_then_the_teams(tmp_path: Path) -> None:
     assert problems(bad) == [
         f"{bad}:10: group_by[0]: 'alert-name' is not a label name (or '...', every label)"
     ]
+
+
+def test_test_page_resolves_names_in_the_team(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both teams have a rotation `primary`: `--team` says whose."""
+    path = write(tmp_path, TEAMS)
+    args = ["test-page", "--config", str(path), "--to", "rotation:primary", "--dry-run"]
+    at = ["--at", "2027-03-16T12:00Z"]
+    assert main([*args, *at, "--team", "madplan"]) == 0
+    assert "Test page to rotation primary: bob" in capsys.readouterr().out
+    assert main([*args, *at, "--team", "profile"]) == 0
+    assert "Test page to rotation primary: alice" in capsys.readouterr().out
+    assert main([*args, *at, "--team", "nobody"]) == 2
+    assert "--team 'nobody': unknown team (teams: profile, madplan, platform)" in (
+        capsys.readouterr().err
+    )

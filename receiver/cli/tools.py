@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from receiver.config.types import Config
 from receiver.config.yaml_source import parse_duration
 
 
@@ -35,3 +36,12 @@ def parse_span(text: str, option: str) -> timedelta:
     if seconds <= 0:
         raise UsageError(f"{option}: must be more than 0")
     return timedelta(seconds=seconds)
+
+
+def pick_team(config: Config, name: str) -> Config:
+    """`--team NAME`: that team's view of the routing file."""
+    team = config.team_named(name) if config.teams else None
+    if team is None:
+        names = ", ".join(t.team for t in config.teams) or "none: the file has no teams"
+        raise UsageError(f"--team {name!r}: unknown team (teams: {names})")
+    return team

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from receiver.channels.registry import vendor_senders
 from receiver.cli.commands import ConfigArg
-from receiver.cli.tools import UsageError, parse_time
+from receiver.cli.tools import UsageError, parse_time, pick_team
 from receiver.config.load import load_config
 from receiver.config.settings import Settings, load_settings
 from receiver.config.types import CONTACT_FIELD, Config, Target
@@ -124,11 +124,7 @@ class Sent:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, os.environ)
     if args.team is not None:
-        team = config.team_named(args.team) if config.teams else None
-        if team is None:
-            names = ", ".join(t.team for t in config.teams) or "none: the file has no teams"
-            raise UsageError(f"--team {args.team!r}: unknown team (teams: {names})")
-        config = team
+        config = pick_team(config, args.team)
     at = parse_time(args.at, config.timezone)
     who = resolve(config, args.to, at)
     pages = build_pages(config, who, datetime.now(UTC), at)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from receiver.cli.commands import ConfigArg
-from receiver.cli.tools import UsageError, parse_time
+from receiver.cli.tools import parse_time, pick_team
 from receiver.config.load import load_config
 from receiver.config.types import Config
 from receiver.routing.oncall import Shift, shift
@@ -31,11 +31,7 @@ def _who(args: argparse.Namespace) -> int:
     config = load_config(args.config, os.environ)
     teams = config.all_teams()
     if args.team is not None:
-        team = config.team_named(args.team)
-        if team is None or not config.teams:
-            names = ", ".join(t.team for t in config.teams) or "none: the file has no teams"
-            raise UsageError(f"--team {args.team!r}: unknown team (teams: {names})")
-        teams = (team,)
+        teams = (pick_team(config, args.team),)
     if args.json:
         reports = {team.team: _report(team, args.at) for team in teams}
         print(json.dumps({"teams": reports} if config.teams else reports[""], indent=2))
