@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,21 +222,23 @@ async def serve_rig(
     clock: Clock | None = None,
     alertmanager_url: str | None = None,
     receiver_auth_token: str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[AckRig]:
     """A router on 127.0.0.1:`port` (a free one by default) using `am` for acknowledgements."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = dataclasses.replace(
+    chosen = dataclasses.replace(
         settings_for(slack, twilio, sendgrid),
         ack_secret=ACK_SECRET,
         alertmanager_url=alertmanager_url or am.url,
         public_url=url,
         receiver_auth_token=receiver_auth_token,
+        **(settings or {}),
     )
     clock = clock or Clock()
     service = Service(
-        config, settings, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
+        config, chosen, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
     )
-    app = create_app(service, lambda s: vendor_senders(s, settings, config))
+    app = create_app(service, lambda s: vendor_senders(s, chosen, config))
     async with TestServer(app, host="127.0.0.1", port=port):
         yield AckRig(service, url, am, session, slack, twilio, sendgrid, clock)

@@ -67,6 +67,17 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
     assert config.limits.max_body_bytes == 1024 * 1024
     assert config.acknowledgement.expires_after[Severity.CRITICAL] == 30 * 60
     assert config.acknowledgement.links_valid_for == 12 * 3600
+    assert (config.delivery.call_timeout, config.delivery.call_retry_after) == (30.0, 120.0)
+
+
+def test_call_ring_and_retry_settings(tmp_path: Path) -> None:
+    """`delivery.call_timeout` (Twilio's ring Timeout) and `delivery.call_retry_after` (the
+    second call to a page call nobody answered; 0s: none)."""
+    text = MINIMAL + "delivery: {call_timeout: 45s, call_retry_after: 5m}\n"
+    delivery = load_config(write(tmp_path, text), {}).delivery
+    assert (delivery.call_timeout, delivery.call_retry_after) == (45.0, 300.0)
+    text = MINIMAL + "delivery: {call_retry_after: 0s}\n"
+    assert load_config(write(tmp_path, text), {}).delivery.call_retry_after == 0.0
 
 
 def test_acknowledgement_settings(tmp_path: Path) -> None:
@@ -115,6 +126,10 @@ def test_three_mistakes_all_reported_with_lines(tmp_path: Path) -> None:
         ("delivery: {deadline: 0s}\n", "delivery.deadline: must be more than 0"),
         ("delivery: {rate_limits: {fax: 1s}}\n", "delivery.rate_limits.fax: unknown key"),
         ("delivery: {attempts: 0}\n", "delivery.attempts: expected a number >= 1"),
+        ("delivery: {call_timeout: 0s}\n", "delivery.call_timeout: must be more than 0"),
+        ("delivery: {call_timeout: 11m}\n", "delivery.call_timeout: must be whole seconds"),
+        ("delivery: {call_timeout: 1500ms}\n", "delivery.call_timeout: must be whole seconds"),
+        ("delivery: {call_retry_after: later}\n", "delivery.call_retry_after: bad duration"),
         ("limits: {max_body_bytes: 10}\n", "expected a number >= 1024"),
         ("groups: {leads: [nobody]}\n", "groups.leads[0]: unknown person 'nobody'"),
         ("slack: {ops: {}}\n", "give channel (Web API) or webhook_url"),

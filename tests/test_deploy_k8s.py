@@ -65,7 +65,7 @@ DESIGN_SECRETS = (
     "SENDGRID_FROM",
     "ACK_SECRET",  # signs acknowledgement tokens (issue 5)
 )
-DESIGN_PLAIN = ("ALERTMANAGER_URL", "PUBLIC_URL", "LOG_LEVEL")
+DESIGN_PLAIN = ("ALERTMANAGER_URL", "PUBLIC_URL", "LOG_LEVEL", "SENDGRID_WEBHOOK_PUBLIC_KEY")
 # Vendor endpoint overrides (proxies, tests): the defaults are right in a cluster.
 VENDOR_URL_OVERRIDES = ("SLACK_API_URL", "TWILIO_API_URL", "SENDGRID_API_URL")
 # The base's own Redis, reached without a password (its NetworkPolicy admits only the router).

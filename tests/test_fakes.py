@@ -1357,3 +1357,38 @@ async def test_sendgrid_script_for_first_recipient(
         send_mail(session, fake_sendgrid, to_lead), send_mail(session, fake_sendgrid, mail())
     )
     assert (bad[0], good[0]) == (503, 202)
+
+
+# -- delivery reports: the fakes calling the client back ---------------------------------------
+
+
+async def test_fake_sendgrid_signs_as_sendgrid_does() -> None:
+    """The sendgrid library's own verifier accepts the fake's signature over timestamp + body,
+    and nothing else: another body, another timestamp, another key."""
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    fake = FakeSendGrid()
+    body, stamp = b'[{"event": "bounce"}]', "1773652739"
+    signature = fake.sign(stamp, body)
+    assert EventWebhook(fake.public_key).verify_signature(body.decode(), signature, stamp)
+    assert not EventWebhook(fake.public_key).verify_signature("[]", signature, stamp)
+    assert not EventWebhook(fake.public_key).verify_signature(body.decode(), signature, "1")
+    other = FakeSendGrid().public_key
+    assert not EventWebhook(other).verify_signature(body.decode(), signature, stamp)
+
+
+async def test_fake_twilio_reports_only_to_this_machine(fake_twilio: FakeTwilio) -> None:
+    """A StatusCallback elsewhere (a PUBLIC_URL on the internet) is recorded, never sent."""
+    report = await fake_twilio.call_status(
+        "https://oncall.example.com/webhooks/twilio/status?token=t",
+        sid="CA1",
+        to="+447700900101",
+        from_="+447700900999",
+        status="no-answer",
+    )
+    assert report.answer == 0
+    assert fake_twilio.reports == [report]
+    with pytest.raises(ValueError, match="not a call outcome"):
+        fake_twilio.call_outcomes("+447700900101", "answered")
+    with pytest.raises(ValueError, match="not a message outcome"):
+        fake_twilio.sms_outcomes("+447700900101", "read")

@@ -31,6 +31,7 @@ from typing import IO, Any
 import pytest
 import yaml
 
+from receiver.metrics import CALL_RETRY_OUTCOMES, STORE_OPS, VENDOR_STATUSES
 from tests.helpers import FIXTURES, ROOT, ROUTING, fixture_bytes, require_tool
 from tests.test_prometheus_rules import (
     METRIC_NAME,
@@ -484,9 +485,7 @@ SHOWN: dict[tuple[str, str], Callable[[list[dict[str, Any]]], bool]] = {
     # No shared store (REDIS_URL unset): every op is on the panel from zero, none failed, and a
     # single replica never waits for another's claim.
     ("Shared store errors", "A"): lambda r: (
-        {x["metric"]["op"] for x in r}
-        == {"claim", "settle", "read_group", "write_group", "pace", "slack_message"}
-        and finite(r) == [0.0] * len(r)
+        {x["metric"]["op"] for x in r} == set(STORE_OPS) and finite(r) == [0.0] * len(r)
     ),
     ("Shared store errors", "B"): lambda r: (
         {x["metric"]["outcome"] for x in r} == {"delivered", "released", "timeout"}
@@ -508,6 +507,20 @@ SHOWN: dict[tuple[str, str], Callable[[list[dict[str, Any]]], bool]] = {
         and not any(finite(r))
     ),
     ("Pages per person (time range)", "A"): lambda r: any(v > 0 for v in finite(r)),
+    # The dry run sends nothing, so no vendor reports: every series is there from zero.
+    ("Vendor delivery reports, by channel and status", "A"): lambda r: (
+        {(x["metric"]["channel"], x["metric"]["status"]) for x in r}
+        == {(c.value, s) for c, statuses in VENDOR_STATUSES.items() for s in statuses}
+        and not any(finite(r))
+    ),
+    ("Pages refused at the carrier, per person", "A"): lambda r: (
+        {("alice", "sms"), ("alice", "call"), ("alice", "email")}
+        <= {(x["metric"]["person"], x["metric"]["channel"]) for x in r}
+        and not any(finite(r))
+    ),
+    ("Unanswered page calls, by what followed", "A"): lambda r: (
+        {x["metric"]["outcome"] for x in r} == set(CALL_RETRY_OUTCOMES) and not any(finite(r))
+    ),
     ("On call now", "A"): lambda r: (
         {x["metric"]["rotation"] for x in r} == {"primary", "secondary"}
     ),

@@ -98,6 +98,7 @@ def test_every_alert_is_labelled_and_annotated() -> None:
         "OncallRouterAlertsUnrouted",
         "OncallRouterAlertsSeverityDefaulted",
         "OncallRouterAcknowledgementsUnavailable",
+        "OncallRouterPagesFailingAtCarrier",
     }
 
 

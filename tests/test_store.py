@@ -133,6 +133,18 @@ async def test_the_slack_message_of_a_group(stores: tuple[Store, Store]) -> None
     assert await b.slack_message("g", "incidents") == SlackRef("C1", "1.000100")
 
 
+async def test_what_a_page_call_said(stores: tuple[Store, Store]) -> None:
+    """Kept by the replica that placed the call, read by the one whose timer calls again."""
+    a, b = stores
+    assert await b.page("k") is None
+    record = '{"twiml": "<Response><Say>Disk full. \u00e9</Say></Response>", "sms": "CRIT"}'
+    await a.remember_page("k", record, 60)
+    assert await b.page("k") == record
+    await a.remember_page("short", record, 0.05)
+    await asyncio.sleep(0.2)
+    assert await b.page("short") is None
+
+
 async def test_a_password_in_the_url_works(tmp_path_factory: pytest.TempPathFactory) -> None:
     """`redis://:password@host` authenticates; a wrong password is a store error, not a crash."""
     with RedisServer(redis_binary(), tmp_path_factory.mktemp("r"), password="s3cret/+") as server:

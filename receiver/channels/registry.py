@@ -37,6 +37,6 @@ def vendor_senders(
             silence_for=config.acknowledgement.silence_for,
         ),
         Channel.SMS: SmsSender(session, settings, tz),
-        Channel.CALL: CallSender(session, settings, tz),
+        Channel.CALL: CallSender(session, settings, tz, ring_timeout=config.delivery.call_timeout),
         Channel.EMAIL: EmailSender(session, settings, tz),
     }

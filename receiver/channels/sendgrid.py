@@ -23,8 +23,8 @@ from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
 from receiver.channels.base import DeliveryError, reason_for_status, short
 from receiver.config.settings import Settings
-from receiver.messages import escape, render, templates
-from receiver.model import Alert, Notification, Severity, Status
+from receiver.messages import escape, links, render, templates, view
+from receiver.model import Notification, Severity, Status
 
 log = logging.getLogger("receiver.channels.email")
 
@@ -137,8 +137,9 @@ def _error_text(body: bytes) -> str:
 
 def mail_body(n: Notification, tz: tzinfo, sender: str) -> dict[str, Any]:
     """The Mail Send JSON for one notification to one recipient, as `Mail(...).get()` makes it."""
-    subject = templates.email_subject(n, tz)
-    text = _cut(templates.email_text(n, tz), TEXT_LIMIT)
+    v = view.of(n, tz)
+    subject = templates.email_subject(n, tz, v)
+    text = _cut(templates.email_text(n, tz, v), TEXT_LIMIT)
     if _API_KEY.match(text):
         # The helper refuses content that starts like an API key; so do we.
         raise ApiKeyIncludedException()
@@ -149,13 +150,30 @@ def mail_body(n: Notification, tz: tzinfo, sender: str) -> dict[str, Any]:
         # text/plain before text/html, as SendGrid requires.
         "content": [
             {"type": "text/plain", "value": text},
-            {"type": "text/html", "value": html_notice(n, tz)},
+            {"type": "text/html", "value": html_notice(n, tz, v)},
         ],
-        # Echoed in SendGrid's event webhook, so bounces can be tied back to a page.
-        "headers": {KEY_HEADER: n.key},
+        # Echoed in SendGrid's event webhook, so bounces can be tied back to a page; and the
+        # group's thread, so mail clients show its escalations and resolved notice together.
+        "headers": {KEY_HEADER: n.key, **thread_headers(n, sender)},
         "categories": ["oncall-router", n.severity.value],
-        "custom_args": {"route": n.route, "notification_key": n.key},
+        "custom_args": {
+            "route": n.route,
+            "notification_key": n.key,
+            # Signed, names the person and the group: a bounce is tied back to them (receipts).
+            **({"receipt": n.receipt} if n.receipt else {}),
+        },
     }
+
+
+def thread_headers(n: Notification, sender: str) -> dict[str, str]:
+    """The spell's first page opens the thread (its Message-ID is the thread's); every later
+    message of the spell (an escalation, a repeat, the resolved notice) replies to it. A reader
+    first paged at a later level still gets one thread: clients group by References."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "oncall-router.invalid"
+    thread = render.thread_id(n, domain)
+    if n.paging is not None and n.paging.first:
+        return {"Message-ID": thread}
+    return {"Message-ID": render.message_id(n, domain), "In-Reply-To": thread, "References": thread}
 
 
 # sendgrid.helpers.mail.validators.ValidateApiKey's default pattern (it uses match, not search).
@@ -189,19 +207,22 @@ _FONT = "font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif"
 _CELL = "padding:6px 8px;border-top:1px solid #d0d7de;vertical-align:top;text-align:left"
 
 
-def html_notice(n: Notification, tz: tzinfo) -> str:
-    """The HTML part: severity banner, facts, alerts, links. Inline styles, as mail clients want.
+def html_notice(n: Notification, tz: tzinfo, v: view.View | None = None) -> str:
+    """The HTML part: severity banner, the facts as a table, links, the alerts. Inline styles,
+    as mail clients want.
 
     When the route overrides `email_text`, the HTML shows that text under the banner instead of
     the built-in facts, so what the operator wrote is what HTML mail clients display too.
     """
-    background, colour = _RESOLVED if n.status is Status.RESOLVED else _BANNER[n.severity]
-    state = "RESOLVED" if n.status is Status.RESOLVED else "FIRING"
+    v = v or view.of(n, tz)
+    background, colour = _BANNER[n.severity] if v.is_firing else _RESOLVED
+    state = "FIRING" if v.is_firing else "RESOLVED"
     if "email_text" in n.templates:
-        text = _e(templates.email_text(n, tz), limit=TEXT_LIMIT)
+        text = _e(templates.email_text(n, tz, v), limit=TEXT_LIMIT)
         main = f'<pre style="white-space:pre-wrap;margin:0;{_FONT}">{text}</pre>'
     else:
-        main = _facts(n, tz) + _alerts(n)
+        main = _facts(v, tz) + _alerts(v)
+    word = f" · {_e(v.severity_word)}" if v.severity_word else ""
     return (
         '<!DOCTYPE html><html><body style="margin:0;padding:0;background:#f6f8fa">'
         '<table role="presentation" width="100%" cellpadding="0" cellspacing="0">'
@@ -211,8 +232,8 @@ def html_notice(n: Notification, tz: tzinfo) -> str:
         f'{_FONT};font-size:14px;color:#1f2328">'
         f'<tr><td style="background:{background};color:{colour};padding:14px 20px">'
         f'<div style="font-size:12px;font-weight:bold;letter-spacing:1px">'
-        f"{_e(n.severity.value.upper())} · {state}</div>"
-        f'<div style="font-size:18px;font-weight:bold;margin-top:4px">{_e(render.summary(n))}'
+        f"{_e(n.severity.value.upper())}{word} · {state} · {_e(v.name)}</div>"
+        f'<div style="font-size:18px;font-weight:bold;margin-top:4px">{_e(v.summary)}'
         "</div></td></tr>"
         f"{_ack_button(n)}"
         f'<tr><td style="padding:16px 20px">{main}</td></tr>'
@@ -236,30 +257,32 @@ def _ack_button(n: Notification) -> str:
     )
 
 
-def _facts(n: Notification, tz: tzinfo) -> str:
-    facts = [
-        ("What", _e(render.name(n))),
-        ("Where", _e(render.where(n) or "-")),
-        ("Severity", _e(n.severity.value)),
-        ("Since", _e(render.stamp(render.since(n, tz)))),
-        ("Alerts", _e(render.counts(n))),
+def _facts(v: view.View, tz: tzinfo) -> str:
+    """Label and value, one row each: what, where, severity, started, alerts, labels, Sentry's
+    facts, who was paged and what comes next, the route, then the links."""
+    facts = [(label, _e(value)) for label, value in render.email_facts(v, tz)]
+    found = [_link(link.title, link.url) for link in v.links]
+    found += [
+        _link(title, url)
+        for title, url in ((links.VIEW_TITLE, v.alertmanager), (links.SILENCE_TITLE, v.silence))
+        if url
     ]
-    if n.group.external_url:
-        facts.append(("Links", _link("Alertmanager", n.group.external_url)))
+    if found:
+        facts.append(("Links", " · ".join(found)))
     rows = "".join(
-        f'<tr><th style="{_CELL};width:90px;color:#656d76">{label}</th>'
+        f'<tr><th style="{_CELL};width:90px;color:#656d76">{_e(label)}</th>'
         f'<td style="{_CELL}">{value}</td></tr>'
         for label, value in facts
     )
     return f'<table cellpadding="0" cellspacing="0" width="100%">{rows}</table>'
 
 
-def _alerts(n: Notification) -> str:
-    shown = render.alerts_shown(n)
-    rows = "".join(_alert_row(alert) for alert in shown)
-    hidden = len(n.alerts) - len(shown) + n.group.truncated_alerts
-    if hidden:
-        rows += f'<tr><td colspan="3" style="{_CELL};color:#656d76">... and {hidden} more</td></tr>'
+def _alerts(v: view.View) -> str:
+    rows = "".join(_alert_row(line) for line in v.alerts)
+    if v.hidden:
+        rows += (
+            f'<tr><td colspan="3" style="{_CELL};color:#656d76">... and {v.hidden} more</td></tr>'
+        )
     head = "".join(
         f'<th style="{_CELL};color:#656d76;border-top:0">{h}</th>'
         for h in ("Status", "Alert", "Details")
@@ -270,17 +293,18 @@ def _alerts(n: Notification) -> str:
     )
 
 
-def _alert_row(alert: Alert) -> str:
-    details = [_e(alert.summary)]
-    description = alert.annotations.get("description")
-    if description and description != alert.summary:
-        details.append(f'<span style="color:#656d76">{_e(description)}</span>')
-    links = " · ".join(_link(link.title, link.url) for link in alert.links)
-    if links:
-        details.append(links)
+def _alert_row(line: view.AlertLine) -> str:
+    details = [_e(line.summary)]
+    if line.description:
+        details.append(f'<span style="color:#656d76">{_e(line.description)}</span>')
+    found = " · ".join(_link(link.title, link.url) for link in line.links)
+    if found:
+        details.append(found)
+    name = _e(line.name) + (f"<br><small>{_e(line.identity)}</small>" if line.identity else "")
     return (
-        f'<tr><td style="{_CELL};white-space:nowrap">{_e(alert.status.value)}</td>'
-        f'<td style="{_CELL}">{_e(alert.name)}</td>'
+        f'<tr><td style="{_CELL};white-space:nowrap">{_e(line.status.value)}<br>'
+        f"<small>{_e(line.started_text)}</small></td>"
+        f'<td style="{_CELL}">{name}</td>'
         f'<td style="{_CELL}">{"<br>".join(details)}</td></tr>'
     )
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 
 from receiver.channels.base import DeliveryError, reason_for_status, retry_after, short
 from receiver.config.settings import Settings
 from receiver.config.types import Acknowledgement, SlackDestination
-from receiver.messages import escape, render, templates
-from receiver.model import Alert, Notification, Severity, SlackRef, Status
+from receiver.messages import escape, links, render, templates, view
+from receiver.model import Notification, Severity, SlackRef, Status
 
 _EMOJI = {
     Severity.CRITICAL: ":rotating_light:",
@@ -117,6 +116,11 @@ class SlackSender:
             await self._call("chat.postMessage", reply)
         return SlackRef(ref.channel, ref.ts, n.stage)
 
+    async def reply(self, ref: SlackRef, text: str) -> None:
+        """Say `text` in the thread of a message the router posted (receiver.web.receipts)."""
+        reply = {"channel": ref.channel, "thread_ts": ref.ts, "text": escape.slack_mrkdwn(text)}
+        await self._call("chat.postMessage", reply)
+
     async def _webhook(self, url: str, message: dict[str, Any]) -> None:
         try:
             async with self.session.post(url, json=message) as response:
@@ -211,23 +215,13 @@ def build_message(
     *,
     silence_for: float = DEFAULT_SILENCE_FOR,
 ) -> dict[str, Any]:
-    """Header, facts and buttons on top; the alerts, links and a silence link in a coloured
-    attachment."""
-    resolved = n.status is Status.RESOLVED
-    emoji = ":white_check_mark:" if resolved else _EMOJI[n.severity]
-    place = render.where(n)
-    title = f"{emoji} {'Resolved: ' if resolved else ''}{render.name(n)}"
-    if place:
-        title += f" — {place}"
-    started = render.since(n, tz)
-    summary = templates.slack_text(n, tz) if n.templates.get("slack") else render.summary(n)
-    fields = [
-        f"*Severity:*\n{n.severity.value}",
-        f"*Alerts:*\n{render.counts(n)}",
-        f"*Since:*\n<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|"
-        f"{render.stamp(started)}>",
-        f"*Route:*\n{escape.slack_mrkdwn(n.route)}",
-    ]
+    """On top: the title (state, name, severity and the team's word), the summary and the facts,
+    Sentry's facts, the compact label list, every link, who was paged and what comes next, and
+    the buttons; the alerts one by one in an attachment coloured by severity."""
+    v = view.of(n, tz, alertmanager_url)
+    emoji = ":white_check_mark:" if not v.is_firing else _EMOJI[n.severity]
+    title = f"{emoji} {render.title(v)}"
+    summary = templates.slack_text(n, tz, v) if n.templates.get("slack") else v.summary
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -240,27 +234,91 @@ def build_message(
         {
             "type": "section",
             "text": {"type": "mrkdwn", "text": _cut(f"*{escape.slack_mrkdwn(summary)}*", 3000)},
-            "fields": [{"type": "mrkdwn", "text": _cut(f, 2000)} for f in fields],
+            "fields": _fields(_facts(v)),
         },
     ]
+    sentry = [(label, _sentry_value(v, label, value)) for label, value in render.sentry_lines(v)]
+    if sentry:
+        blocks.append({"type": "section", "fields": _fields(sentry)})
+    if v.labels:
+        shown = " ".join(f"`{escape.slack_mrkdwn(_code(f'{k}={value}'))}`" for k, value in v.labels)
+        blocks.append(_context(shown))
+    links = _links(v)
+    if links:
+        blocks.append(_context(_LINK_SEPARATOR.join(links)))
+    paging = _paging(v, tz)
+    if paging:
+        blocks.append(_context(paging))
     buttons = actions_block(n, silence_for)
     if buttons is not None:
         blocks.append(buttons)
-    details = [_alert_block(a, tz) for a in render.alerts_shown(n, MAX_ALERT_BLOCKS)]
-    hidden = len(n.alerts) - len(details) + n.group.truncated_alerts
-    if hidden > 0:
-        details.append(_context(f"… and {hidden} more"))
-    links = _links(n, alertmanager_url)
-    if links:
-        details.append(_context(_LINK_SEPARATOR.join(links)))
+    details = [_alert_block(line, v.now) for line in v.alerts[:MAX_ALERT_BLOCKS]]
+    if v.hidden > 0:
+        details.append(_context(f"… and {v.hidden} more"))
     return {
         # The fallback that notifications and mentions use: escaped like every block.
-        "text": _cut(escape.slack_mrkdwn(render.slack_text(n)), 3000),
+        "text": _cut(escape.slack_mrkdwn(render.slack_text(n, tz, v)), 3000),
         "blocks": blocks,
         "attachments": [
-            {"color": _RESOLVED_COLOUR if resolved else _COLOUR[n.severity], "blocks": details}
+            {"color": _COLOUR[n.severity] if v.is_firing else _RESOLVED_COLOUR, "blocks": details}
         ],
     }
+
+
+def _facts(v: view.View) -> list[tuple[str, str]]:
+    """Where, when (in each reader's zone, with the date when not today, and the age), how
+    many, and which route; escaped here, they are mrkdwn."""
+    started = _date(v.started, "{date_short_pretty} {time}", v.started_text)
+    facts = [
+        ("Where", escape.slack_mrkdwn(v.place.text or "-")),
+        ("Started", f"{started}, {render.age_text(v)}"),
+        ("Alerts", v.counts),
+        ("Route", escape.slack_mrkdwn(v.route)),
+    ]
+    return facts
+
+
+def _sentry_value(v: view.View, label: str, value: str) -> str:
+    sentry = v.sentry
+    if sentry is not None and label == "First seen" and sentry.first_seen:
+        return _date(sentry.first_seen, "{date_short_pretty} {time}", value)
+    if sentry is not None and label == "Last seen" and sentry.last_seen:
+        return _date(sentry.last_seen, "{date_short_pretty} {time}", value)
+    return escape.slack_mrkdwn(value)
+
+
+def _fields(facts: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {"type": "mrkdwn", "text": _cut(f"*{label}:*\n{value}", 2000)} for label, value in facts
+    ]
+
+
+def _date(when: datetime, tokens: str, fallback: str) -> str:
+    """A time Slack shows in each reader's own zone; `fallback` where it cannot."""
+    return f"<!date^{int(when.timestamp())}^{tokens}|{escape.slack_mrkdwn(fallback)}>"
+
+
+def _code(text: str) -> str:
+    # A backquote in a label value would end the code span early.
+    return text.replace("`", "'")
+
+
+def _paging(v: view.View, tz: tzinfo) -> str:
+    """`:busts_in_silhouette: Paged level 0: Alice Archer (SMS, call) · Next: level 1 at
+    09:27 GMT: Bob Baker (SMS, call)`."""
+    if v.paging is None:
+        return ""
+    parts = [
+        f"Paged level {lv.level}: {escape.slack_mrkdwn(render.paged_text(lv))}"
+        for lv in v.paging.levels
+        if lv.people  # a level of Slack channels only pages nobody
+    ]
+    following = v.paging.next
+    if following is not None and following.people and v.is_firing:
+        at = _date(following.at, "{time}", view.when_text(following.at.astimezone(tz), v.now))
+        people = escape.slack_mrkdwn(render.paged_text(following))
+        parts.append(f"Next: level {following.level} at {at}: {people}")
+    return ":busts_in_silhouette: " + " · ".join(parts) if parts else ""
 
 
 def actions_block(n: Notification, silence_for: float) -> dict[str, Any] | None:
@@ -337,32 +395,31 @@ def duration_text(seconds: float) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _alert_block(alert: Alert, tz: tzinfo) -> dict[str, Any]:
-    mark = ":fire:" if alert.status is Status.FIRING else ":white_check_mark:"
-    identity = alert.labels.get("instance") or alert.labels.get("pod") or alert.name
-    lines = [f"{mark} *{escape.slack_mrkdwn(alert.summary)}* ({escape.slack_mrkdwn(identity)})"]
-    description = alert.annotations.get("description")
-    if description and description != alert.summary:
-        lines.append(escape.slack_mrkdwn(description))
-    lines.append(f"since {alert.starts_at.astimezone(tz):%H:%M %Z}")
+def _alert_block(line: view.AlertLine, now: datetime) -> dict[str, Any]:
+    mark = ":fire:" if line.status is Status.FIRING else ":white_check_mark:"
+    who = f" ({escape.slack_mrkdwn(line.identity)})" if line.identity else ""
+    lines = [f"{mark} *{escape.slack_mrkdwn(line.summary)}*{who}"]
+    if line.description:
+        lines.append(escape.slack_mrkdwn(line.description))
+    # The date too when it did not start on the message's day: "since 12:42" would mislead.
+    tokens = "{time}" if line.started.date() == now.date() else "{date_short_pretty} {time}"
+    started = _date(line.started, tokens, line.started_text)
+    lines.append(f"{escape.slack_mrkdwn(line.name)} since {started}")
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut("\n".join(lines), 3000)}}
 
 
-def _links(n: Notification, alertmanager_url: str | None) -> list[str]:
-    """One link per title; a URL that is not well-formed http(s) is dropped (escape.web_url), and
-    links stop before the context's 3000 characters (a cut link would show as raw text)."""
-    seen: dict[str, str] = {}
-    for alert in n.alerts:
-        for link in alert.links:
-            url = escape.slack_link_url(link.url)
-            if url is not None and len(url) < 2900:
-                seen.setdefault(link.title, url)
-    silence = escape.slack_link_url(silence_url(n, alertmanager_url) or "")
-    if silence is not None:
-        seen.setdefault("Silence this group", silence)
+def _links(v: view.View) -> list[str]:
+    """Every URL annotation and the alerts' links, then Alertmanager's view and silence of the
+    group; each URL well-formed http(s) (messages.links), and links stop before the context's
+    3000 characters (a cut link would show as raw text)."""
+    found = [(link.title, link.url) for link in v.links]
+    found += [(links.VIEW_TITLE, v.alertmanager), (links.SILENCE_TITLE, v.silence)]
     out: list[str] = []
     size = 0
-    for title, url in seen.items():
+    for title, raw in found:
+        url = escape.slack_link_url(raw) if raw else None
+        if url is None:
+            continue
         shown = f"<{url}|{escape.slack_mrkdwn(title)}>"
         size += len(shown) + (len(_LINK_SEPARATOR) if out else 0)
         if size > 3000:
@@ -373,13 +430,7 @@ def _links(n: Notification, alertmanager_url: str | None) -> list[str]:
 
 def silence_url(n: Notification, alertmanager_url: str | None) -> str | None:
     """Alertmanager's new-silence form, pre-filled with the group's labels."""
-    base = n.group.external_url or alertmanager_url
-    labels = n.group.group_labels or n.group.common_labels
-    if not base or not labels or n.group.source.value != "alertmanager":
-        return None
-    matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    url = f"{base.rstrip('/')}/#/silences/new?filter={quote('{' + matchers + '}')}"
-    return url if len(url) < 2900 else None
+    return links.silence_url(n.group, alertmanager_url) or None
 
 
 def _context(text: str) -> dict[str, Any]:

@@ -83,6 +83,17 @@ class TwilioApi:
         return short(text, self._secrets)
 
 
+STATUS_PATH = "/webhooks/twilio/status"
+
+
+def status_callback(public_url: str | None, receipt: str) -> dict[str, str]:
+    """The `StatusCallback` field that brings Twilio's delivery report back to us (with the
+    signed receipt token, never a number), or nothing without a public URL or a token."""
+    if not public_url or not receipt:
+        return {}
+    return {"StatusCallback": f"{public_url}{STATUS_PATH}?token={receipt}"}
+
+
 def form_body(fields: Mapping[str, str]) -> BytesPayload:
     """What aiohttp sends for `data=fields`, without a FormData (and its uuid) per request."""
     encoded = urllib.parse.urlencode(fields)

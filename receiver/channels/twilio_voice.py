@@ -11,8 +11,9 @@ from xml.sax.saxutils import escape
 import aiohttp
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from receiver.channels.twilio_api import TwilioApi
+from receiver.channels.twilio_api import TwilioApi, status_callback
 from receiver.config.settings import Settings
+from receiver.config.types import Delivery
 from receiver.messages import templates
 from receiver.messages.escape import speech
 from receiver.model import Notification, Status
@@ -23,14 +24,31 @@ MAX_TWIML = 4000  # Twilio's cap on the `Twiml` parameter, in characters
 _URL = re.compile(r"https?://\S+")
 
 
+DEFAULT_RING_TIMEOUT = Delivery.call_timeout
+
+
 class CallSender:
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings, tz: tzinfo) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: Settings,
+        tz: tzinfo,
+        *,
+        ring_timeout: float = DEFAULT_RING_TIMEOUT,
+    ) -> None:
         self._api = TwilioApi(session, settings)
         self._tz = tz
+        self._public_url = settings.public_url
+        self._ring_timeout = ring_timeout
 
     async def send(self, n: Notification) -> None:
         call = await self._api.create(
-            "Calls", n.recipient.address, {"Twiml": twiml(n, n.timezone or self._tz)}
+            "Calls",
+            n.recipient.address,
+            {
+                "Twiml": twiml(n, n.timezone or self._tz),
+                **call_options(self._public_url, n.receipt, self._ring_timeout),
+            },
         )
         log.info(
             "call placed",
@@ -41,6 +59,17 @@ class CallSender:
                 "sid": call.get("sid"),
             },
         )
+
+
+def call_options(public_url: str | None, receipt: str, ring_timeout: float) -> dict[str, str]:
+    """How long it rings (`Timeout`: Twilio's default of 60 s lets most voicemail answer first)
+    and, with delivery receipts on, the `StatusCallback` and answering-machine detection, so a
+    call that rang out or reached voicemail is known as such (receiver.web.receipts)."""
+    options = {"Timeout": str(int(ring_timeout))}
+    callback = status_callback(public_url, receipt)
+    if callback:
+        options |= {**callback, "MachineDetection": "Enable"}
+    return options
 
 
 def twiml(n: Notification, tz: tzinfo) -> str:

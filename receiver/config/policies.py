@@ -36,6 +36,8 @@ def parse_delivery(r: Reader, top: LineDict) -> Delivery:
         "rate_limits",
         "background_deadline",
         "sentry_alert_ttl",
+        "call_timeout",
+        "call_retry_after",
     )
     m = r.section(top, "delivery", "delivery", keys)
     if not m:
@@ -54,7 +56,22 @@ def parse_delivery(r: Reader, top: LineDict) -> Delivery:
         rate_limits=rates,
         background_deadline=r.duration(m, "background_deadline", "delivery", d.background_deadline),
         sentry_alert_ttl=r.duration(m, "sentry_alert_ttl", "delivery", d.sentry_alert_ttl),
+        call_timeout=_call_timeout(r, m, d.call_timeout),
+        call_retry_after=r.duration(m, "call_retry_after", "delivery", d.call_retry_after),
     )
+
+
+# Twilio takes a whole number of ring seconds, at most 600.
+MAX_CALL_TIMEOUT = 600.0
+
+
+def _call_timeout(r: Reader, m: LineDict, default: float) -> float:
+    value = _positive(r, m, "call_timeout", "delivery", default)
+    if value > MAX_CALL_TIMEOUT or value != int(value):
+        where = r.line_of(m, "call_timeout")
+        r.error(where, "delivery.call_timeout", "must be whole seconds, at most 600s (Twilio's)")
+        return default
+    return value
 
 
 def parse_acknowledgement(r: Reader, top: LineDict) -> Acknowledgement:

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from sendgrid.helpers.eventwebhook import EventWebhook
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -25,6 +29,8 @@ class Settings:
     twilio_from: str | None = None
     sendgrid_api_key: str | None = field(default=None, repr=False)
     sendgrid_from: str | None = None
+    # Verifies SendGrid's signed Event Webhook (ECDSA P-256); public, so not a secret.
+    sendgrid_webhook_public_key: str | None = None
     alertmanager_url: str | None = None
     public_url: str | None = None
     ack_secret: str | None = field(default=None, repr=False)
@@ -85,11 +91,31 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             if not values[name].startswith(("http://", "https://")):
                 raise SettingsError(f"{name.upper()} must be an http(s) URL")
             values[name] = values[name].rstrip("/")
+    key = values.get("sendgrid_webhook_public_key")
+    if key is not None:
+        values["sendgrid_webhook_public_key"] = sendgrid_public_key(key)
     redis_url = values.get("redis_url")
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         # Never echo the value: it may hold a password.
         raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
     return Settings(**values)
+
+
+def sendgrid_public_key(text: str) -> str:
+    """SendGrid's verification key as its console shows it (base64 DER; PEM armour and line
+    breaks are taken off), checked to be an elliptic-curve public key."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    key = "".join(line for line in lines if line and not line.startswith("-----"))
+    try:
+        loaded = EventWebhook().convert_public_key_to_ecdsa(key)
+    except (ValueError, TypeError, UnsupportedAlgorithm):  # not base64, or not a key
+        loaded = None
+    if not isinstance(loaded, ec.EllipticCurvePublicKey):
+        raise SettingsError(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA public key "
+            "(the base64 verification key SendGrid shows for its signed Event Webhook)"
+        )
+    return key
 
 
 def _read(environ: Mapping[str, str], name: str) -> str | None:

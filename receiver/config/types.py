@@ -156,6 +156,11 @@ class Delivery:
     background_deadline: float = 120.0
     # How long a forwarded Sentry event stays firing in Alertmanager without a resolve.
     sentry_alert_ttl: float = 24 * 3600.0
+    # Seconds a page call rings before Twilio gives up (Twilio's own default, 60, lets most
+    # voicemail boxes answer first).
+    call_timeout: float = 30.0
+    # A page call nobody answered (or a machine did) is placed once more after this; 0 = never.
+    call_retry_after: float = 120.0
 
 
 # How long an acknowledgement holds escalation, per severity: the status-update cadence.

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -97,6 +97,10 @@ class Deliverer:
     # In this process unless the service hands it the shared one (it never fails, so no errors).
     store: FailOpen = field(default_factory=lambda: FailOpen(MemoryStore(), _never_fails))
     wall_clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Called with each message this process is about to send (claimed, not a duplicate), before
+    # the vendor can report on it: the service keeps what a page call said for a second call.
+    # It must not raise.
+    before_send: Callable[[Notification], Awaitable[None]] | None = None
 
     @property
     def _counters(self) -> dict[Channel, ChannelCounters]:
@@ -155,6 +159,8 @@ class Deliverer:
             if waited is not None:
                 return waited
             state = await self.store.claim(n.key, n.covered_by, self._pending_ttl(latest))
+        if self.before_send is not None:
+            await self.before_send(n)
         where = f"{group_key(n.group)}:{n.spell}"
         if n.editable:
             # A Slack channel: the group's message is edited rather than posted again.

@@ -44,7 +44,32 @@ FAILURE_REASONS = (
     "other",
 )
 # What the shared store (receiver.store) is asked to do; each can fail on its own.
-STORE_OPS = ("claim", "settle", "read_group", "write_group", "pace", "slack_message")
+STORE_OPS = (
+    "claim",
+    "settle",
+    "read_group",
+    "write_group",
+    "pace",
+    "slack_message",
+    "page_record",  # what a page call said, kept for its second call (receiver.web.receipts)
+)
+# Final statuses the vendors report for a message (delivery receipts), per channel; anything
+# else a vendor says is counted as "other", so the label values stay bounded.
+VENDOR_STATUSES: dict[Channel, tuple[str, ...]] = {
+    Channel.SMS: ("delivered", "undelivered", "failed", "canceled", "other"),
+    # "machine": completed, but answered by voicemail or a fax (Twilio's AnsweredBy).
+    Channel.CALL: ("completed", "machine", "no-answer", "busy", "failed", "canceled", "other"),
+    Channel.EMAIL: ("delivered", "deferred", "bounce", "blocked", "dropped", "spamreport", "other"),
+}
+# What became of a page call that no person answered (see receiver.web.receipts).
+CALL_RETRY_OUTCOMES = (
+    "called",  # called once more
+    "texted",  # the second call went unanswered too: an SMS says so
+    "acknowledged",  # not called again: the group was acknowledged meanwhile
+    "resolved",  # not called again: the group resolved meanwhile
+    "forgotten",  # the store no longer holds what the call said (expired, or restarted)
+    "failed",  # Twilio refused the call or the SMS
+)
 # Why an acknowledgement (button, reply, key press, link) was refused.
 
 ACK_REFUSALS = (
@@ -224,6 +249,27 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self.vendor_status = Counter(
+            f"{p}_vendor_status_total",
+            "Final delivery statuses the vendors reported (Twilio status call-backs, SendGrid "
+            "events), by channel and status.",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.carrier_failures = Counter(
+            f"{p}_carrier_failures_total",
+            "Messages to a person the carrier or mail server refused after the vendor took them "
+            "(SMS undelivered or failed, call failed, email bounced or dropped): a wrong number "
+            "or address in the routing file shows here.",
+            ["channel", "person"],
+            registry=registry,
+        )
+        self.call_retries = Counter(
+            f"{p}_call_retries_total",
+            "Page calls no person answered, by what followed.",
+            ["outcome"],
+            registry=registry,
+        )
         self.config_reload_success = Gauge(
             f"{p}_config_last_reload_successful",
             "Whether the last routing file (re)load succeeded.",
@@ -254,6 +300,11 @@ class Metrics:
             self.store_errors.labels(op)
         for outcome in ("delivered", "released", "timeout"):
             self.claims_waited.labels(outcome)
+        for channel, statuses in VENDOR_STATUSES.items():
+            for status in statuses:
+                self.vendor_status.labels(channel.value, status)
+        for outcome in CALL_RETRY_OUTCOMES:
+            self.call_retries.labels(outcome)
         for source in Source:
             self.webhook_duration.labels(source.value)
             self.severity_defaulted.labels(source.value)
@@ -296,6 +347,8 @@ class Metrics:
         for person in people:
             for channel in Channel:
                 self.pages.labels(channel.value, person)
+            for channel in VENDOR_STATUSES:
+                self.carrier_failures.labels(channel.value, person)
 
 
 class OnCallCollector(Collector):

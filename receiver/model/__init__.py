@@ -151,12 +151,18 @@ class SlackRef:
 
 
 @dataclass(frozen=True)
+class PersonPaged:
+    name: str  # as the routing file's `name` writes it
+    channels: tuple[Channel, ...]
+
+
+@dataclass(frozen=True)
 class LevelPage:
-    """One level of a route's escalation ladder: when it is due and whom it pages."""
+    """One level of a route's escalation ladder: when it is due and whom it pages, how."""
 
     level: int
     at: datetime
-    people: tuple[str, ...]  # display names, in the routing file's `name` form
+    people: tuple[PersonPaged, ...]
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,9 @@ class Notification:
     templates: Mapping[str, str] = field(default_factory=dict)
     # Set on firing messages when acknowledgement is configured.
     ack: AckRef | None = None
+    # Signed delivery-receipt token (receiver.delivery.receipt_tokens) for SMS, calls and email to a
+    # person: Twilio's StatusCallback URL and SendGrid's custom_args carry it back to us.
+    receipt: str = ""
     # Keys of this same message at a more urgent severity: if one was delivered, this one was too
     # (a group is re-paged only when its severity goes up).
     covered_by: tuple[str, ...] = ()

@@ -104,5 +104,14 @@ class FailOpen:
         call = self.store.remember_slack_message(gid, destination, message, ttl)
         await self._call("slack_message", call, lambda: _value(None))
 
+    async def remember_page(self, key: str, record: str, ttl: float) -> None:
+        call = self.store.remember_page(key, record, ttl)
+        await self._call("page_record", call, lambda: self.local.remember_page(key, record, ttl))
+
+    async def page(self, key: str) -> str | None:
+        # Kept here as well while the shared store fails, so this replica can still use it.
+        call = self.store.page(key)
+        return await self._call("page_record", call, lambda: self.local.page(key))
+
     async def close(self) -> None:
         await self._call("settle", self.store.close(), lambda: _value(None))

@@ -111,5 +111,12 @@ class MemoryStore:
     ) -> None:
         self._set(f"slack:{gid}:{destination}", message, ttl)
 
+    async def remember_page(self, key: str, record: str, ttl: float) -> None:
+        self._set(f"page:{key}", record, ttl)
+
+    async def page(self, key: str) -> str | None:
+        record: str | None = self._get(f"page:{key}")
+        return record
+
     async def close(self) -> None:
         self._values.clear()

@@ -234,5 +234,14 @@ class RedisStore:
         async with _errors():
             await self.client.set(f"{PREFIX}:slack:{gid}:{destination}", value, px=_ms(ttl))
 
+    async def remember_page(self, key: str, record: str, ttl: float) -> None:
+        async with _errors():
+            await self.client.set(f"{PREFIX}:page:{key}", record, px=_ms(ttl))
+
+    async def page(self, key: str) -> str | None:
+        async with _errors():
+            value = await self.client.get(f"{PREFIX}:page:{key}")
+        return None if value is None else str(value)
+
     async def close(self) -> None:
         await self.client.aclose()

@@ -24,8 +24,10 @@ from receiver.routing.plan import Plan
 from receiver.sources import PayloadError, alertmanager, sentry
 from receiver.web import auth
 from receiver.web.callbacks import email as email_callbacks
+from receiver.web.callbacks import sendgrid as sendgrid_callbacks
 from receiver.web.callbacks import slack as slack_callbacks
 from receiver.web.callbacks import twilio as twilio_callbacks
+from receiver.web.callbacks import twilio_status
 from receiver.web.logs import request_id
 from receiver.web.service import SERVICE, SenderFactory, Service
 
@@ -100,6 +102,8 @@ def create_app(service: Service, sender_factory: SenderFactory | None = None) ->
     twilio_callbacks.add_routes(app)
     slack_callbacks.add_routes(app)
     email_callbacks.add_routes(app)
+    twilio_status.add_routes(app)
+    sendgrid_callbacks.add_routes(app)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/-/healthy", _healthy)
     app.router.add_get("/-/ready", _ready)
@@ -445,5 +449,6 @@ async def _drain(app: web.Application) -> None:
     """Shutdown waits for background deliveries (bounded by the delivery deadline)."""
     service = app[SERVICE]
     service.ready = False
+    service.draining.set()
     if service.tasks:
         await asyncio.wait(set(service.tasks), timeout=service.config.delivery.deadline + 1)

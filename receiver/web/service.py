@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from receiver.routing.severity import group_severity
 from receiver.store.base import Store, group_key
 from receiver.store.failopen import FailOpen, Recall
 from receiver.store.memory import MemoryStore
+from receiver.web import receipts
 
 log = logging.getLogger("receiver.router")
 STORE_LOG_INTERVAL = 30.0
@@ -48,6 +50,8 @@ class Service:
     clock: Clock = field(default=lambda: datetime.now(UTC))
     ready: bool = True
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Set when shutdown starts: timers (a second page call) act at once instead of being lost.
+    draining: asyncio.Event = field(default_factory=asyncio.Event)
     session: aiohttp.ClientSession | None = None
     sender_factory: SenderFactory | None = None
     # Where acknowledgements live; set while serving when acknowledgement is configured.
@@ -63,7 +67,12 @@ class Service:
             self.state_store = MemoryStore(self.config.delivery.dedupe_max_entries)
         self.state = FailOpen(self.state_store, self._store_failed)
         self.deliverer = Deliverer(
-            self.senders, self.metrics, self.config.delivery, self.state, wall_clock=self.clock
+            self.senders,
+            self.metrics,
+            self.config.delivery,
+            self.state,
+            wall_clock=self.clock,
+            before_send=functools.partial(receipts.keep_page, self),
         )
         self.metrics.precreate_people(self.config.people)
         self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
@@ -124,7 +133,7 @@ class Service:
     ) -> Plan:
         now = self.clock()
         planned = plan(self.config, group, now, acks, recall.memory, remembered=recall.known)
-        result = self._with_ack_refs(planned, now)
+        result = receipts.with_receipts(self, self._with_ack_refs(planned, now), now)
         defaulted: dict[str, str] = {}
         unrouted: list[str] = []
         for routed in result.alerts:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeAlias
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 
@@ -170,6 +170,9 @@ class FakeServer:
         self._url: str | None = None
         self._closing = asyncio.Event()  # set by close(): wakes requests delayed by Hang/Slow
         self._arrived = asyncio.Event()  # set on every recorded request
+        self._reporting: set[asyncio.Task[None]] = set()  # call-backs on their way to the client
+        self._reports_open = asyncio.Event()  # cleared by hold_reports()
+        self._reports_open.set()
 
     # -- to override --------------------------------------------------------------------------
 
@@ -207,8 +210,13 @@ class FakeServer:
         self._runner, self._url = runner, f"http://{host}:{port}"
 
     async def close(self) -> None:
-        """Stop the server; requests still delayed by Hang/Slow are dropped, not waited for."""
+        """Stop the server; requests still delayed by Hang/Slow are dropped, not waited for, and
+        so are call-backs not yet sent."""
         self._closing.set()
+        for task in list(self._reporting):
+            task.cancel()
+        if self._reporting:
+            await asyncio.gather(*self._reporting, return_exceptions=True)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -231,6 +239,31 @@ class FakeServer:
         if self._url is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
         return self._url
+
+    # -- calling the client back (delivery reports) ---------------------------------------------
+
+    def _report_later(self, report: Awaitable[None]) -> None:
+        """Send a call-back after this answer, as the vendor does, without holding the answer."""
+        task = asyncio.ensure_future(self._when_released(report))
+        self._reporting.add(task)
+        task.add_done_callback(self._reporting.discard)
+
+    async def _when_released(self, report: Awaitable[None]) -> None:
+        await self._reports_open.wait()
+        await report
+
+    def hold_reports(self) -> None:
+        """Keep delivery reports back until `release_reports`: a vendor reports a call's end
+        after it rang out, long after the client moved on; a test makes that order certain."""
+        self._reports_open.clear()
+
+    def release_reports(self) -> None:
+        self._reports_open.set()
+
+    @staticmethod
+    def loopback(url: str) -> bool:
+        """Call-backs go only to this machine: a test never sends traffic anywhere else."""
+        return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
     # -- the request log ----------------------------------------------------------------------
 

@@ -7,15 +7,20 @@ problems at once, as SendGrid does.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.fakes.base import Behaviour, Failure, FakeServer, RateLimited, Reject, ServerError
 
@@ -45,6 +50,19 @@ _REJECT_BY_STATUS: dict[int, tuple[str, str | None]] = {
 }
 
 
+# The Event Webhook's headers (sendgrid.helpers.eventwebhook.EventWebhookHeader).
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+# What becomes of a message (`email_outcomes`): the events SendGrid posts for it, in order.
+EMAIL_OUTCOMES: Mapping[str, tuple[str, ...]] = {
+    "delivered": ("processed", "delivered"),
+    "deferred": ("processed", "deferred"),
+    "bounce": ("processed", "bounce"),
+    "blocked": ("processed", "blocked"),
+    "dropped": ("dropped",),  # refused before processing (a suppressed address)
+}
+
+
 class FakeSendGrid(FakeServer):
     """SendGrid Mail Send. Destination key for :meth:`script_for`: the first ``to`` email."""
 
@@ -54,8 +72,75 @@ class FakeSendGrid(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
+        # The signed Event Webhook: SendGrid's key pair is ECDSA P-256; the console shows the
+        # public key as base64 DER (SubjectPublicKeyInfo), which is what `public_key` holds.
+        self._signing_key = ec.generate_private_key(ec.SECP256R1())
+        der = self._signing_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.public_key = base64.b64encode(der).decode()
+        # Where events go once set (the account's Event Webhook URL), and how each mail ends.
+        self.event_webhook_url: str | None = None
+        self.default_email_outcome = "delivered"
+        self._email_outcomes: dict[str, deque[str]] = {}
+        self.event_answers: list[tuple[int, str]] = []
         # Let aiohttp read a little past the vendor cap, so an oversized body is still recorded.
         self._client_max_size = max_body_bytes + 1024 * 1024
+
+    def email_outcomes(self, email: str, *outcomes: str) -> None:
+        """How the next mails to `email` end (then `default_email_outcome`)."""
+        for outcome in outcomes:
+            if outcome not in EMAIL_OUTCOMES:
+                raise ValueError(f"not an email outcome: {outcome!r}")
+        self._email_outcomes.setdefault(email, deque()).extend(outcomes)
+
+    def sign(self, timestamp: str, payload: bytes) -> str:
+        """SendGrid's signature: ECDSA-SHA256 over the timestamp then the raw body, base64 DER."""
+        signed = self._signing_key.sign(timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
+        return base64.b64encode(signed).decode()
+
+    async def post_events(
+        self,
+        url: str,
+        events: Sequence[Mapping[str, Any]] | bytes,
+        *,
+        sign: bool = True,
+        timestamp: str | None = None,
+        signature: str | None = None,
+    ) -> tuple[int, str]:
+        """POST a batch of events as SendGrid does (a JSON array, signed): (status, body)."""
+        if not self.loopback(url):
+            raise ValueError("events go only to this machine")
+        body = events if isinstance(events, bytes) else json.dumps(list(events)).encode()
+        stamp = timestamp or str(int(time.time()))
+        headers = {"Content-Type": "application/json", "User-Agent": "SendGrid Event API"}
+        if sign:
+            headers[SIGNATURE_HEADER] = signature or self.sign(stamp, body)
+            headers[TIMESTAMP_HEADER] = stamp
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            return response.status, await response.text()
+
+    def events_for(
+        self, mail: Mapping[str, Any], message_id: str, outcome: str
+    ) -> list[dict[str, Any]]:
+        """The events SendGrid posts for a sent mail: per recipient, with its custom_args."""
+        given = mail.get("custom_args")
+        custom: Mapping[str, Any] = given if isinstance(given, dict) else {}
+        categories = mail.get("categories") or []
+        out = []
+        for email in _recipients(mail):
+            for event in EMAIL_OUTCOMES[outcome]:
+                out.append(_event(event, email, message_id, categories, custom))
+        return out
+
+    async def _deliver_events(self, url: str, events: list[dict[str, Any]]) -> None:
+        try:
+            self.event_answers.append(await self.post_events(url, events))
+        except aiohttp.ClientError as e:  # the router under test has stopped
+            self.event_answers.append((0, f"{type(e).__name__}: {e}"))
 
     def _routes(self) -> Iterable[web.RouteDef]:
         return [web.post(MAIL_SEND_PATH, self._mail_send)]
@@ -93,7 +178,55 @@ class FakeSendGrid(FakeServer):
         if _sandboxed(mail):  # valid but not queued: 200, and no message id
             return web.Response(status=200)
         # A real X-Message-Id is 22 URL-safe characters.
-        return web.Response(status=202, headers={"X-Message-Id": secrets.token_urlsafe(16)})
+        message_id = secrets.token_urlsafe(16)
+        if self.event_webhook_url is not None and self.loopback(self.event_webhook_url):
+            first = _first_recipient(mail) or ""
+            queue = self._email_outcomes.get(first)
+            outcome = queue.popleft() if queue else self.default_email_outcome
+            events = self.events_for(mail, message_id, outcome)
+            self._report_later(self._deliver_events(self.event_webhook_url, events))
+        return web.Response(status=202, headers={"X-Message-Id": message_id})
+
+
+def _recipients(mail: Mapping[str, Any]) -> list[str]:
+    return [
+        address["email"]
+        for p in mail.get("personalizations", [])
+        for kind in ("to", "cc", "bcc")
+        for address in p.get(kind, [])
+    ]
+
+
+def _event(
+    event: str, email: str, message_id: str, categories: Any, custom: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One event as SendGrid's Event Webhook posts it; custom_args are top-level fields."""
+    kind = "bounce" if event == "blocked" else event
+    out: dict[str, Any] = {
+        "email": email,
+        "timestamp": int(time.time()),
+        "smtp-id": f"<{message_id}@ismtpd0001p1lon1.sendgrid.net>",
+        "event": kind,
+        "category": categories,
+        "sg_event_id": secrets.token_urlsafe(16),
+        "sg_message_id": f"{message_id}.filterdrecv-5645d9c87f-6r6mj-1-0",
+        **custom,
+    }
+    if event == "delivered":
+        out["response"] = "250 OK"
+    elif event == "deferred":
+        out |= {"response": "400 try again later", "attempt": "1"}
+    elif event == "bounce":
+        out |= {
+            "reason": "550 5.1.1 The email account does not exist.",
+            "status": "5.1.1",
+            "type": "bounce",
+        }
+    elif event == "blocked":
+        out |= {"reason": "421 4.7.0 Try again later", "status": "4.7.0", "type": "blocked"}
+    elif event == "dropped":
+        out["reason"] = "Bounced Address"
+    return out
 
 
 def _sandboxed(mail: dict[str, Any]) -> bool:

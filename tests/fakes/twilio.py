@@ -7,13 +7,16 @@ twilio.com/docs/api/errors pages. The real ``twilio`` client works against it on
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
 import re
 import secrets
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -81,6 +84,36 @@ ERRORS: dict[int, tuple[int, str]] = {
     32018: (400, "Twiml size exceeded maximum allowed value of 4000 characters"),
 }
 
+# Final call outcomes a test may script (`call_outcomes`): CallStatus values, or an AnsweredBy
+# value for a call that was answered (CallStatus completed) by that.
+CALL_STATUSES = ("completed", "no-answer", "busy", "failed", "canceled")
+ANSWERED_BY = (
+    "human",
+    "machine_start",
+    "machine_end_beep",
+    "machine_end_silence",
+    "machine_end_other",
+    "fax",
+    "unknown",
+)
+# Final message outcomes (`sms_outcomes`), optionally "undelivered:30005" for another ErrorCode.
+MESSAGE_STATUSES = ("delivered", "undelivered", "failed")
+_DEFAULT_ERROR = {"undelivered": "30003", "failed": "30008"}  # unreachable handset; unknown
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One status call-back the fake posted: what it said and how the client answered."""
+
+    sid: str
+    status: str  # CallStatus or MessageStatus
+    answered_by: str | None
+    answer: int  # the client's HTTP status (0: not sent, the URL is not on this machine)
+    text: str
+    url: str
+    params: Mapping[str, str]
+
+
 # GSM 03.38 basic set; the extension set costs two septets per character.
 _GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -113,6 +146,35 @@ class FakeTwilio(FakeServer):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._api_keys = dict(api_keys or {})
+        # Status call-backs, as Twilio sends them to a StatusCallback given at create time.
+        self.send_status_callbacks = True
+        self.default_call_outcome = "completed"
+        self.default_sms_outcome = "delivered"
+        self._call_outcomes: dict[str, deque[str]] = {}
+        self._sms_outcomes: dict[str, deque[str]] = {}
+        self.reports: list[StatusReport] = []
+        self._reported = asyncio.Event()
+
+    def call_outcomes(self, to: str, *outcomes: str) -> None:
+        """How the next calls to `to` end, one per call (then `default_call_outcome`)."""
+        for outcome in outcomes:
+            if outcome not in CALL_STATUSES + ANSWERED_BY:
+                raise ValueError(f"not a call outcome: {outcome!r}")
+        self._call_outcomes.setdefault(to, deque()).extend(outcomes)
+
+    def sms_outcomes(self, to: str, *outcomes: str) -> None:
+        """How the next messages to `to` end (then `default_sms_outcome`)."""
+        for outcome in outcomes:
+            if outcome.partition(":")[0] not in MESSAGE_STATUSES:
+                raise ValueError(f"not a message outcome: {outcome!r}")
+        self._sms_outcomes.setdefault(to, deque()).extend(outcomes)
+
+    async def wait_for_reports(self, count: int = 1) -> list[StatusReport]:
+        """Until `count` status call-backs have been answered; bound it with asyncio.timeout."""
+        while len(self.reports) < count:
+            self._reported.clear()
+            await self._reported.wait()
+        return list(self.reports)
 
     def _routes(self) -> Iterable[web.RouteDef]:
         base = f"/{API_VERSION}/Accounts/{{sid}}"
@@ -172,6 +234,10 @@ class FakeTwilio(FakeServer):
         sid = "SM" + secrets.token_hex(16)
         now = _rfc2822_now()
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
+        callback = form.get("StatusCallback")
+        if callback and self.send_status_callbacks:
+            outcome = _next(self._sms_outcomes, to, self.default_sms_outcome)
+            self._report_later(self._message_lifecycle(callback, sid, to, from_, outcome))
         return _json(
             201,
             {
@@ -219,6 +285,13 @@ class FakeTwilio(FakeServer):
         sid = "CA" + secrets.token_hex(16)
         now = _rfc2822_now()
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}.json"
+        callback = form.get("StatusCallback")
+        if callback and self.send_status_callbacks:
+            outcome = _next(self._call_outcomes, to, self.default_call_outcome)
+            detect = form.get("MachineDetection") in ("Enable", "DetectMessageEnd")
+            self._report_later(
+                self._call_status_report(callback, sid, to, from_, outcome, detect=detect)
+            )
         sub = uri.removesuffix(".json")
         return _json(
             201,
@@ -257,6 +330,117 @@ class FakeTwilio(FakeServer):
         )
 
     # -- Twilio calling us back ------------------------------------------------------------------
+
+    async def _message_lifecycle(
+        self, url: str, sid: str, to: str, from_: str, outcome: str
+    ) -> None:
+        """As Twilio reports a message: `sent` once the carrier has it, then the final status
+        (a message that failed was never sent)."""
+        status, _, code = outcome.partition(":")
+        if status != "failed":
+            await self.message_status(url, sid=sid, to=to, from_=from_, status="sent")
+        await self.message_status(
+            url, sid=sid, to=to, from_=from_, status=status, error_code=code or None
+        )
+
+    async def _call_status_report(
+        self, url: str, sid: str, to: str, from_: str, outcome: str, *, detect: bool
+    ) -> None:
+        """Without StatusCallbackEvent Twilio reports only the call's end."""
+        answered = outcome in ANSWERED_BY
+        await self.call_status(
+            url,
+            sid=sid,
+            to=to,
+            from_=from_,
+            status="completed" if answered else outcome,
+            # AnsweredBy only with MachineDetection, and only for an answered call.
+            answered_by=(outcome if answered else None) if detect else None,
+        )
+
+    async def message_status(
+        self,
+        url: str,
+        *,
+        sid: str,
+        to: str,
+        from_: str,
+        status: str,
+        error_code: str | None = None,
+    ) -> StatusReport:
+        """A Messages StatusCallback, with Twilio's fields; ErrorCode when it did not arrive."""
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "From": from_,
+            "MessageSid": sid,
+            "MessageStatus": status,
+            "SmsSid": sid,
+            "SmsStatus": status,
+            "To": to,
+        }
+        if status in _DEFAULT_ERROR:
+            params["ErrorCode"] = error_code or _DEFAULT_ERROR[status]
+        if status == "delivered":
+            params["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
+        return await self._report(url, params, sid, status, None)
+
+    async def call_status(
+        self,
+        url: str,
+        *,
+        sid: str,
+        to: str,
+        from_: str,
+        status: str,
+        answered_by: str | None = None,
+    ) -> StatusReport:
+        """A Calls StatusCallback at the end of a call, with Twilio's fields."""
+        answered = status == "completed"
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": sid,
+            "CallStatus": status,
+            "Called": to,
+            "CalledCountry": "GB",
+            "Caller": from_,
+            "CallerCountry": "GB",
+            "CallbackSource": "call-progress-events",
+            "Direction": "outbound-api",
+            "From": from_,
+            "FromCountry": "GB",
+            "SequenceNumber": "0",
+            "Timestamp": _rfc2822_now(),
+            "To": to,
+            "ToCountry": "GB",
+            "CallDuration": "14" if answered else "0",
+            "Duration": "1" if answered else "0",
+        }
+        if answered_by is not None:
+            params["AnsweredBy"] = answered_by
+            params["MachineDetectionDuration"] = "2400"
+        return await self._report(url, params, sid, status, answered_by)
+
+    async def _report(
+        self, url: str, params: dict[str, str], sid: str, status: str, answered_by: str | None
+    ) -> StatusReport:
+        answer, text = 0, "not sent: the StatusCallback is not on this machine"
+        if self.loopback(url):
+            try:
+                answer, text = await self.call_back(url, params)
+            except aiohttp.ClientError as e:  # the router under test has stopped
+                text = f"{type(e).__name__}: {e}"
+        report = StatusReport(sid, status, answered_by, answer, text, url, params)
+        self.reports.append(report)
+        self._reported.set()
+        return report
+
+    async def replay(self, report: StatusReport) -> StatusReport:
+        """Post one of the call-backs again, byte for byte, as Twilio may."""
+        return await self._report(
+            report.url, dict(report.params), report.sid, report.status, report.answered_by
+        )
 
     async def reply_sms(
         self, url: str, from_: str, body: str, *, to: str = "+447700900999", sign: bool = True
@@ -326,6 +510,11 @@ class FakeTwilio(FakeServer):
             session.post(url, data=dict(params), headers=headers) as response,
         ):
             return response.status, await response.text()
+
+
+def _next(queues: dict[str, deque[str]], to: str, default: str) -> str:
+    queue = queues.get(to)
+    return queue.popleft() if queue else default
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

@@ -26,6 +26,15 @@ def refused(service: Service, channel: Channel, reason: str, detail: str) -> Non
     )
 
 
+def report_refused(status: int, error: str, detail: str) -> web.Response:
+    """A vendor's delivery report we do not take (receiver.web.receipts): a log line and a
+    JSON error; never a 500."""
+    log.warning(
+        "delivery report refused", extra={"status": status, "error": error, "detail": detail}
+    )
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
 def public_url(service: Service, request: web.Request) -> str:
     """The URL the vendor signed: our public base plus the path and query it called."""
     base = service.settings.public_url or ""

@@ -91,7 +91,7 @@ async def _signed_form(
         return web.json_response(
             {"error": "not_configured", "detail": "acknowledgement is not configured"}, status=404
         )
-    form = _form(request, await request.read())
+    form = read_form(request, await request.read())
     if form is None:
         refused(service, channel, "malformed", "the body is not a UTF-8 form")
         detail = "expected a UTF-8 application/x-www-form-urlencoded body"
@@ -105,7 +105,7 @@ async def _signed_form(
     return form
 
 
-def _form(request: web.Request, raw: bytes) -> MultiDict[str] | None:
+def read_form(request: web.Request, raw: bytes) -> MultiDict[str] | None:
     """The posted form, or None if it cannot be read as Twilio's (UTF-8, urlencoded) form.
 
     Read here rather than with `request.post()`, which raises on bytes that are not in the
