@@ -25,6 +25,7 @@ from receiver.ack.tokens import AckToken
 from receiver.channels.registry import vendor_senders
 from receiver.channels.slack import SlackSender, build_message
 from receiver.config.settings import Settings
+from receiver.messages.view import display_name
 from receiver.metrics import Metrics
 from receiver.model import AlertGroup, Channel, Notification, Severity
 from receiver.sources import alertmanager as am_source
@@ -413,7 +414,8 @@ async def paged(s: Stack, labels: dict[str, str]) -> Paged:
     slack = [n for n in answer["notifications"] if n["channel"] == "slack"]
     assert [n["outcome"] for n in slack] == ["delivered"], answer
     group = am_source.parse(webhook(labels, started, s.am_url))
-    return Paged(group, s.message(labels["alertname"]), started)
+    # Found by the name the message shows (a Sentry issue without an id is "Sentry issue").
+    return Paged(group, s.message(display_name(group.alerts[0])), started)
 
 
 def refusals(s: Stack, reason: str) -> float:
@@ -426,6 +428,8 @@ def acknowledgements(s: Stack) -> float:
 
 
 def context_lines(update: dict[str, Any]) -> list[str]:
+    """The message's context lines; what a click did is the last (labels, links and who was
+    paged come before it)."""
     return [
         e["text"] for b in update.get("blocks", []) if b["type"] == "context" for e in b["elements"]
     ]
@@ -452,7 +456,7 @@ async def test_acknowledge_records_a_marker_and_updates_the_message(
     assert marker["createdBy"] == "alice"
     [update] = live.slack.responses()
     assert update["replace_original"] is True
-    [line] = context_lines(update)
+    *_, line = context_lines(update)
     assert line.startswith(f":white_check_mark: Acknowledged by <@{ALICE}> at ")
     assert "escalation paused until" in line
     assert not [b for b in update["blocks"] if b["type"] == "actions"]
@@ -464,7 +468,7 @@ async def test_acknowledge_records_a_marker_and_updates_the_message(
     assert await live.click(page.message, "ack", user=STRANGER) == (200, "")
     assert len(await live.silences()) == 1
     assert acknowledgements(live) == 1
-    [line] = context_lines(live.slack.responses()[-1])
+    *_, line = context_lines(live.slack.responses()[-1])
     assert line.startswith(f":white_check_mark: Already acknowledged by <@{ALICE}> at ")
 
     token = find_button(page.message, "ack")[1]["value"]
@@ -484,7 +488,7 @@ async def test_someone_not_in_the_routing_file_acknowledges_by_slack_name(live: 
 
     [marker] = await live.silences()
     assert marker["createdBy"] == "slack:stranger"
-    [line] = context_lines(live.slack.responses()[-1])
+    *_, line = context_lines(live.slack.responses()[-1])
     assert line.startswith(f":white_check_mark: Acknowledged by <@{STRANGER}> at ")
 
 
@@ -595,7 +599,7 @@ async def test_silence_creates_a_real_silence_of_the_group(live: Stack) -> None:
     assert "oncall-router" in silence["comment"]
     assert ALICE in silence["comment"]
     [update] = live.slack.responses()
-    [line] = context_lines(update)
+    *_, line = context_lines(update)
     assert line.startswith(f":no_bell: Silenced for 1h by <@{ALICE}> at ")
     assert "resolved notice will not be posted" in line
     assert acknowledgements(live) == 0  # a silence is not an acknowledgement
@@ -615,7 +619,7 @@ async def test_resolve_ends_a_sentry_alert(live: Stack) -> None:
 
     assert await live.alerts("SentryIssue") == []
     [update] = live.slack.responses()
-    [line] = context_lines(update)
+    *_, line = context_lines(update)
     assert line.startswith(f":white_check_mark: Resolved by <@{ALICE}> at ")
     assert await live.silences() == []
 

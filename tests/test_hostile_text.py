@@ -87,10 +87,12 @@ def controls(text: str, allowed: str = "") -> list[str]:
 # -- Slack: every text field, and what may be left of our own control sequences ---------------
 
 # Our own sequences: the localised time, and links whose URL is %-encoded by escape.web_url.
-_OUR_DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[^<>|&]*>")
+_OUR_DATE = re.compile(r"<!date\^\d+\^(?:\{date_short_pretty\} )?\{time\}\|[^<>|&]*>")
+# Titles: the alerts' own links, the URL annotations' (from their keys), Alertmanager's.
 _OUR_LINK = re.compile(
     r"<https?://[A-Za-z0-9.:\[\]-]+(?:[!#$%'()*+,\-./:;=?@_~A-Za-z0-9]|&amp;)*"
-    r"\|(?:Source|Runbook|Sentry issue|Sentry alert|Silence this group)>"
+    r"\|(?:Source|Runbook|Dashboard|Sentry issue|Sentry alert|View in Alertmanager"
+    r"|Silence this group)>"
 )
 
 
@@ -239,15 +241,19 @@ async def test_mentions_and_links_arrive_as_visible_text(wire: Wire) -> None:
     assert "&lt;https://evil.example|Sign in again&gt;" in message["text"]
     assert "&lt;!everyone&gt;" in message["blocks"][1]["text"]["text"]
     assert "&lt;!here&gt;" in message["blocks"][0]["text"]["text"]
-    links = message["attachments"][0]["blocks"][-1]["elements"][0]["text"]
+    links = next(t for t in slack_texts(message["blocks"]) if "|Source>" in t)
     assert "|Runbook>" not in links
     assert "<http://prometheus.example:9090/graph?g0.expr=a%7Cb%3E0%3C1&amp;g0.tab=1|Source>" in (
         links
     )
     [sms] = wire.twilio_forms("Messages")
-    # The runbook is dropped here too; the SMS carries the encoded generator URL instead.
+    # The runbook is dropped here too; the SMS links to the group in Alertmanager instead, its
+    # labels %-encoded into the filter (no raw `<` or space ends or splits the link).
     assert "runbooks.example.com" not in sms["Body"]
-    assert "graph?g0.expr=a%7Cb%3E0%3C1&g0.tab=1" in sms["Body"]
+    link = sms["Body"].rsplit(" ", 1)[1]
+    assert link.startswith("http://alertmanager.monitoring.svc:9093/#/alerts?filter=%7Balertname")
+    assert "%3C%21channel%3E" in link
+    assert not set("<>| ") & set(link)
 
 
 async def test_crlf_and_bidi_leave_no_trace_in_subject_header_and_sms(wire: Wire) -> None:
@@ -258,7 +264,7 @@ async def test_crlf_and_bidi_leave_no_trace_in_subject_header_and_sms(wire: Wire
     assert "\n" not in header
     assert "Bcc: victim@example.com" in header  # shown as text, on the one line
     for email in wire.emails():
-        assert email["subject"].startswith("[CRITICAL] [FIRING:2] HighErrorRate disk full Bcc:")
+        assert email["subject"].startswith("[CRITICAL] HighErrorRate disk full Bcc:")
         assert "exe.txt" in email["subject"]
     [sms] = wire.twilio_forms("Messages")
     assert "\n" not in sms["Body"]
@@ -290,6 +296,66 @@ async def test_hostile_sentry_title_through_every_channel(wire: Wire) -> None:
     assert wire.twilio_forms("Messages")
     assert wire.emails()
     assert_delivered_safely(wire)
+
+
+# URL annotations become links only when they are well-formed http(s) URLs; the rest is text.
+URL_ANNOTATIONS = {
+    "dashboard_url": "https://grafana.example.com/d/x?a=1&b=<2>|c",
+    "logs_url": "javascript:alert(1)",
+    "wiki_url": BREAKOUT_URL,
+    "playbook_url": "https://runbooks.example.com@evil.example/reset",
+    "note": f"see https://x.example/ now {MENTIONS}",
+}
+
+
+async def test_url_annotations_are_links_only_when_well_formed(wire: Wire) -> None:
+    """Every annotation that is a URL is offered as a link, %-encoded; another scheme, user info
+    or text around a URL is no link anywhere (Slack, email, SMS)."""
+    payload = hostile_alertmanager(MENTIONS)
+    for alert in payload["alerts"]:
+        alert["annotations"].update(URL_ANNOTATIONS)
+        alert["labels"]["team"] = f"{PHISH} {BIDI}"  # shown in the compact label list
+    assert await wire.alertmanager(payload) == 200
+    assert_delivered_safely(wire)
+    [message] = wire.slack_messages()
+    texts = " ".join(slack_texts(message))
+    assert "<https://grafana.example.com/d/x?a=1&amp;b=%3C2%3E%7Cc|Dashboard>" in texts
+    for gone in ("|Logs>", "|Wiki>", "|Playbook>", "|Note>", "javascript", "evil.example/reset"):
+        assert gone not in texts
+    assert "`team=&lt;https://evil.example|Sign in again&gt; exe.txt" in texts  # as text
+    for email in wire.emails():
+        text, page = (part["value"] for part in email["content"])
+        assert 'href="https://grafana.example.com/d/x?a=1&amp;b=%3C2%3E%7Cc"' in page
+        assert "javascript" not in page
+        assert "Logs:" not in text
+        assert "evil.example/reset" not in text + page
+    [sms] = wire.twilio_forms("Messages")
+    assert "javascript" not in sms["Body"]
+
+
+async def test_hostile_sentry_facts_through_every_channel(wire: Wire) -> None:
+    """Sentry's counts, release and culprit are shown (as text) and escaped like the title."""
+    payload = copy.deepcopy(fixture("sentry-issue-created.json"))
+    issue = payload["data"]["issue"]
+    issue.update(
+        {
+            "level": "fatal",
+            "count": f"12 {MENTIONS}",
+            "userCount": f"3 {BIDI}",
+            "culprit": f"{PHISH} {CRLF}",
+            "shortId": f"PAY-1 {MENTIONS}",
+            "lastSeen": "2026-03-16T09:18:40Z",
+        }
+    )
+    assert await wire.sentry("issue", payload) == 202
+    assert_delivered_safely(wire)
+    [message] = wire.slack_messages()
+    texts = " ".join(slack_texts(message))
+    assert "*Events:*\n12 &lt;!channel&gt;" in texts
+    assert "*Culprit:*\n&lt;https://evil.example|Sign in again&gt;" in texts
+    [call] = wire.twilio_forms("Calls")
+    assert "12" in call["Twiml"]
+    assert "users affected" in call["Twiml"]
 
 
 async def test_thread_reply_is_escaped(
@@ -335,13 +401,16 @@ PROPERTIES = hypothesis_settings(
 
 def notification(channel: Channel, text: str, url: str = "", ack: bool = False) -> Notification:
     """The critical fixture's first notification on `channel`, with `text` in every label and
-    annotation a message shows and `url` as both links."""
+    annotation a message shows (the compact label list's `team` too) and `url` as both links
+    and as a URL annotation."""
     group = alertmanager.parse(fixture("alertmanager-firing-critical.json"))
+    labels = {"alertname": text or "x", "service": text, "instance": text, "team": text}
     alerts = tuple(
         dataclasses.replace(
             a,
-            labels={**a.labels, "alertname": text or "x", "service": text, "instance": text},
-            annotations={"summary": text, "description": f"{text}!"},
+            labels={**a.labels, **labels},
+            annotations={"summary": text, "description": f"{text}!"}
+            | ({"dashboard_url": url} if url else {}),
             links=(Link("Source", url), Link("Runbook", url)) if url else a.links,
         )
         for a in group.alerts
@@ -361,6 +430,16 @@ def test_no_slack_control_sequence_survives_any_label_text(text: str, url: str) 
     assert_slack_safe(build_message(n, TZ, "http://am.example:9093"))
     override = dataclasses.replace(n, templates={"slack": "{{ summary }} {{ link }}"})
     assert_slack_safe(build_message(override, TZ))
+
+
+@PROPERTIES
+@given(ANY_TEXT)
+def test_a_severity_word_is_escaped_like_any_label(text: str) -> None:
+    """The team's word comes from a label value: in every Slack text it is escaped."""
+    n = notification(Channel.SLACK, "x")
+    assert n.paging is not None
+    word = dataclasses.replace(n.paging, severity_word=text)
+    assert_slack_safe(build_message(dataclasses.replace(n, paging=word), TZ, "http://am:9093"))
 
 
 @PROPERTIES

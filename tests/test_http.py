@@ -254,7 +254,7 @@ async def test_critical_group_texts_name_the_alert(make_client: MakeClient) -> N
     by_channel = {line["channel"]: line["text"] for line in printed(out)}
     assert by_channel["slack"].startswith("[FIRING:2] HighErrorRate payments-api")
     assert "https://runbooks.example.com/payments/high-error-rate" in by_channel["sms"]
-    assert "High Error Rate" in by_channel["call"]
+    assert "High error rate" in by_channel["call"]
 
 
 @pytest.mark.parametrize(("action", "printed_lines"), [("assigned", 0), ("resolved", 2)])

@@ -252,7 +252,7 @@ async def test_resolved_is_never_a_call_and_says_how_long(make_rig: MakeRig) -> 
             ("sms", "bob", "resolved"): 1,
         }
     )
-    assert all("resolved after 42m" in line["text"] for line in lines if line["channel"] == "sms")
+    assert all(" after 42m" in line["text"] for line in lines if line["channel"] == "sms")
     # Its retry (Alertmanager repeats a notification it saw fail) changes nothing.
     rig.take()
     assert await rig.post(alert("db1", at(0), ended=at(42))) == 200

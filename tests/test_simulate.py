@@ -171,7 +171,7 @@ def test_json_with_rendered_text(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 0
     sms = json.loads(out)["timeline"][0]["pages"][1]
-    assert sms["text"].startswith("CRIT HighErrorRate @ payments-api: simulated alert")
+    assert sms["text"].startswith("CRIT HighErrorRate @ payments-api, firing for <1m: simulated")
 
 
 def test_json_skip_names_the_window(capsys: pytest.CaptureFixture[str]) -> None:

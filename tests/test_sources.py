@@ -184,15 +184,16 @@ def test_sentry_event_alert_fixture(issue_actions: Mapping[str, str]) -> None:
     }
     assert alert.summary == "GatewayTimeout: upstream timed out after 10.0s"
     assert alert.annotations["release"] == "payments-api@2026.3.14+a1b2c3d"
+    assert alert.annotations["culprit"] == "payments.gateway.client in charge"
     assert alert.starts_at == utc(2026, 3, 16, 9, 14, 2, 318000)
     assert_utc(alert.starts_at)
     assert alert.ends_at is None
     assert alert.fingerprint == SENTRY_ISSUE_FINGERPRINT
+    # The issue's page, not the one event's (shorter, and it shows every event and the counts).
     assert alert.links == (
         Link(
             "Sentry issue",
-            "https://sentry.io/organizations/acme/issues/5871234409/events/"
-            "9f3e1c7a52b84d0e8a61c2f4d7b90e15/",
+            "https://sentry.io/organizations/acme/issues/5871234409/",
         ),
     )
 
@@ -214,6 +215,15 @@ def test_sentry_issue_created_fixture(issue_actions: Mapping[str, str]) -> None:
         "issue": "PAYMENTS-API-3K",
     }
     assert "sentry_trigger" not in alert.labels
+    # What Sentry says of the issue is kept for the messages (and survives Alertmanager).
+    assert alert.annotations == {
+        "summary": "GatewayTimeout: upstream timed out after 10.0s",
+        "culprit": "payments.gateway.client in charge",
+        "event_count": "1",
+        "user_count": "1",
+        "first_seen": "2026-03-16T09:14:02.318000+00:00",
+        "last_seen": "2026-03-16T09:14:02.318000+00:00",
+    }
     assert alert.starts_at == utc(2026, 3, 16, 9, 14, 2, 318000)
     assert alert.fingerprint == SENTRY_ISSUE_FINGERPRINT
     # permalink is null in the fixture: only web_url becomes a link.

@@ -38,6 +38,7 @@ def parse_delivery(r: Reader, top: LineDict) -> Delivery:
         "sentry_alert_ttl",
         "call_timeout",
         "call_retry_after",
+        "max_in_flight",
     )
     m = r.section(top, "delivery", "delivery", keys)
     if not m:
@@ -58,6 +59,7 @@ def parse_delivery(r: Reader, top: LineDict) -> Delivery:
         sentry_alert_ttl=r.duration(m, "sentry_alert_ttl", "delivery", d.sentry_alert_ttl),
         call_timeout=_call_timeout(r, m, d.call_timeout),
         call_retry_after=r.duration(m, "call_retry_after", "delivery", d.call_retry_after),
+        max_in_flight=int(r.number(m, "max_in_flight", "delivery", d.max_in_flight, 1)),
     )
 
 

@@ -161,6 +161,9 @@ class Delivery:
     call_timeout: float = 30.0
     # A page call nobody answered (or a machine did) is placed once more after this; 0 = never.
     call_retry_after: float = 120.0
+    # Webhooks worked on at once; more wait for a slot at most a quarter of `deadline`, or are
+    # answered 503 at once (receiver.web.admission).
+    max_in_flight: int = 64
 
 
 # How long an acknowledgement holds escalation, per severity: the status-update cadence.

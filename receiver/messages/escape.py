@@ -160,6 +160,7 @@ _GSM_PLAIN = str.maketrans(
         # hyphen, non-breaking hyphen, figure dash, en and em dash, horizontal bar, minus
         **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
         "\u2026": "...",
+        "\u00b7": "-",  # middle dot, as in a template's `{{ title }}` (critical · P0)
         # No-break and other odd spaces need no entry: `_one_line` splits on every space.
     }
 )

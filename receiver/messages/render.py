@@ -1,73 +1,22 @@
-"""Built-in message texts, shared by the channels and the dry-run output."""
+"""Built-in message texts, shared by the channels and the dry-run output: each from one view of
+the group (messages.view), so every channel tells the same facts."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, tzinfo
+import hashlib
+from datetime import UTC, datetime, tzinfo
 
-from receiver.messages import escape, sms_length
-from receiver.model import Alert, Notification, Severity, Status
+from receiver.messages import escape, sms_length, spoken, view
+from receiver.messages.view import SHORT_SEVERITY, View
+from receiver.model import Channel, LevelPage, Notification, Status
 
 SMS_LIMIT = 1600
-_SHORT = {
-    Severity.CRITICAL: "CRIT",
-    Severity.HIGH: "HIGH",
-    Severity.MEDIUM: "MED",
-    Severity.LOW: "LOW",
-}
-# Labels that say *what* and *where in the fleet*, in the order a responder wants them.
-_WHAT_LABELS = ("service", "job", "app", "project", "instance")
-_WHERE_LABELS = ("cluster", "environment", "namespace")
-
-
-def where(n: Notification) -> str:
-    """The place the alerts are about, from labels every alert shares: `payments-api prod-eu-1`."""
-    parts = [_shared(n.alerts, keys) for keys in (_WHAT_LABELS, _WHERE_LABELS)]
-    return " ".join(p for p in parts if p)
-
-
-def _shared(alerts: tuple[Alert, ...], keys: tuple[str, ...]) -> str:
-    """The value of the first of `keys` that every alert has, non-empty and the same; or ""."""
-    if not alerts:
-        return ""
-    first, rest = alerts[0].labels, alerts[1:]
-    for key in keys:
-        value = first.get(key)
-        if not value:
-            continue
-        for alert in rest:
-            if alert.labels.get(key) != value:
-                break
-        else:
-            return value
-    return ""
-
-
-def name(n: Notification) -> str:
-    names = sorted({a.name for a in n.alerts})
-    return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1} more)"
-
-
-def summary(n: Notification) -> str:
-    summaries = {a.summary for a in n.alerts}
-    first = n.alerts[0].summary if n.alerts else ""
-    return first if len(summaries) == 1 else f"{first} (and {len(summaries) - 1} other)"
-
-
-def counts(n: Notification) -> str:
-    firing, resolved = len(n.firing), len(n.resolved)
-    hidden = n.group.truncated_alerts
-    parts = []
-    if firing:
-        parts.append(f"{firing + hidden if hidden else firing} firing")
-    if resolved:
-        parts.append(f"{resolved} resolved")
-    return ", ".join(parts)
-
-
-def since(n: Notification, tz: tzinfo) -> datetime:
-    starts = [a.starts_at for a in (n.firing or n.alerts)]
-    return min(starts).astimezone(tz)
+SMS_SEGMENT = 160
+# The least of a summary worth sending in the one-segment form, "..." included.
+_SMS_MIN_SUMMARY = 20
+# A link longer than this never fits one segment next to the facts; it is not tried.
+_SMS_LINK_LIMIT = 120
+_CHANNEL_WORDS = {Channel.SMS: "SMS", Channel.CALL: "call", Channel.EMAIL: "email"}
 
 
 def clock(when: datetime) -> str:
@@ -78,55 +27,130 @@ def stamp(when: datetime) -> str:
     return f"{when:%Y-%m-%d %H:%M %Z}"
 
 
-def headline(n: Notification) -> str:
-    """`[FIRING:2] HighErrorRate payments-api (critical)`, Alertmanager's familiar form."""
-    place = where(n)
-    state = f"FIRING:{len(n.firing)}" if n.status is Status.FIRING else "RESOLVED"
-    return f"[{state}] {name(n)}{' ' + place if place else ''} ({n.severity})"
+def state(v: View) -> str:
+    return "Firing" if v.is_firing else "Resolved"
 
 
-def short_link(n: Notification) -> str:
-    """The runbook if there is one, else the shortest link (a PromQL graph URL is long).
+def title(v: View) -> str:
+    """`Firing: HighErrorRate — critical · P0`: what a header or a first line says."""
+    return f"{state(v)}: {v.name} — {v.severity_text}"
 
-    Only well-formed http(s) URLs, %-encoded (escape.web_url): a URL from an annotation must
-    not carry words into a text message."""
-    links = [
-        (link.title, url) for a in n.alerts for link in a.links if (url := escape.web_url(link.url))
+
+def headline(v: View) -> str:
+    """`[FIRING:2] HighErrorRate payments-api in prod-eu-1/payments (critical · P0)`, in
+    Alertmanager's familiar form."""
+    place = v.place.text
+    status = f"FIRING:{v.firing}" if v.is_firing else "RESOLVED"
+    return f"[{status}] {v.name}{' ' + place if place else ''} ({v.severity_text})"
+
+
+def age_text(v: View) -> str:
+    """`firing for 7m`, `firing for 9d 2h`, `resolved after 29m`."""
+    return f"firing for {v.age}" if v.is_firing else f"resolved after {v.age}"
+
+
+def started_text(v: View) -> str:
+    """`09:12 GMT, firing for 7m`; the date when it did not start today."""
+    return f"{v.started_text}, {age_text(v)}"
+
+
+def paged_text(level: LevelPage) -> str:
+    """`Alice Archer by SMS and call, Carol Chen by email`."""
+    people = [
+        f"{p.name} by {' and '.join(_CHANNEL_WORDS.get(c, str(c)) for c in p.channels)}"
+        for p in level.people
     ]
-    runbooks = [url for title, url in links if title == "Runbook"]
-    return runbooks[0] if runbooks else min((url for _, url in links), key=len, default="")
+    return ", ".join(people) or "nobody"
 
 
-SMS_SEGMENT = 160
-# The least of a summary worth sending in the one-segment form, "..." included.
-_SMS_MIN_SUMMARY = 20
+def paging_lines(v: View, tz: tzinfo) -> list[tuple[str, str]]:
+    """("Paged", "level 0: ...") for each level reached, then ("Next", "level 1 at 09:27 GMT:
+    ...") while it is still to come."""
+    if v.paging is None:
+        return []
+    # A level that pages nobody (a route to Slack channels only) is not worth a line.
+    lines = [
+        ("Paged", f"level {lv.level}: {paged_text(lv)}") for lv in v.paging.levels if lv.people
+    ]
+    following = v.paging.next
+    if following is not None and following.people and v.is_firing:
+        at = view.when_text(following.at.astimezone(tz), v.now)
+        lines.append(("Next", f"level {following.level} at {at}: {paged_text(following)}"))
+    return lines
 
 
-def sms_text(n: Notification, tz: tzinfo) -> str:
-    """One SMS segment when it can: severity, what, where, since, one link, how to acknowledge.
+def sentry_lines(v: View) -> list[tuple[str, str]]:
+    """Sentry's facts as (label, value), the ones it sent."""
+    s = v.sentry
+    if s is None:
+        return []
+    # What the title or the start already says is not said again.
+    first_seen = s.first_seen if s.first_seen and s.first_seen != v.started else None
+    last_seen = s.last_seen if s.last_seen and s.last_seen != v.started else None
+    issue = s.issue if v.names != (s.issue,) else ""
+    seen = [
+        ("First seen", view.when_text(first_seen, v.now) if first_seen else ""),
+        ("Last seen", view.when_text(last_seen, v.now) if last_seen else ""),
+    ]
+    facts = [
+        ("Events", s.events),
+        ("Users", s.users),
+        ("Level", s.level),
+        ("Release", s.release),
+        ("Environment", s.environment),
+        ("Culprit", s.culprit),
+        ("Issue", issue),
+        *seen,
+    ]
+    return [(label, value) for label, value in facts if value]
+
+
+def labels_text(v: View) -> str:
+    """`job=node-exporter, team=platform`."""
+    return ", ".join(f"{k}={value}" for k, value in v.labels)
+
+
+# -- SMS -------------------------------------------------------------------------------------
+
+
+def sms_place(v: View) -> str:
+    """`payments-api prod-eu-1`: the service and cluster (the namespace when there is no
+    service), in as few characters as it reads; the link counts more than the namespace."""
+    place = v.place
+    return " ".join(p for p in (place.service, place.cluster or place.area) if p)
+
+
+def sms_text(n: Notification, tz: tzinfo, v: View | None = None) -> str:
+    """One SMS segment when it can: severity, name, where, age, one link, how to acknowledge;
+    the summary fills what is left.
 
     Segments are counted as Twilio bills them (sms_length): GSM-7 septets, or UCS-2 units once
     one character needs it. Never over 1600 characters (UTF-16 units), and the acknowledgement
     code is never cut off. Alert text goes through escape.sms.
     """
-    place = escape.sms(where(n))
-    what = escape.sms(name(n))
-    head = f"RESOLVED {what}" if n.status is Status.RESOLVED else f"{_SHORT[n.severity]} {what}"
+    v = v or view.of(n, tz)
+    what = escape.sms(v.name)
+    place = escape.sms(sms_place(v))
     at = f" @ {place}" if place else ""
-    if n.status is Status.RESOLVED:
-        tail = f" ({counts(n)}) resolved after {lasted(n)}"
+    if v.is_firing:
+        word = f" {escape.sms(v.severity_word)}" if v.severity_word else ""
+        count = f"{v.firing} firing" if v.firing > 1 else "firing"
+        since = "" if v.started_today else f" since {v.started_text}"
+        head = f"{SHORT_SEVERITY[v.severity]}{word} {what}{at}, {count} for {v.age}{since}"
+        candidates = [url for url in v.short_links if len(url) <= _SMS_LINK_LIMIT]
     else:
-        tail = f" ({counts(n)}) since {clock(since(n, tz))}"
+        head = f"RESOLVED {what}{at} after {v.age}"
+        candidates = []  # nothing to do: no link to open
     ack = sms_ack(n)
-    link = short_link(n)
-    text = escape.sms(summary(n))
-    for suffix in (f" {link}" if link and len(link) <= 120 else "", ""):
-        # Shorten the summary, not the facts a responder acts on.
-        fitted = _fit_one_segment(f"{head}{at}: ", text, f"{tail}{suffix}{ack}")
+    text = escape.sms(v.summary) if v.summary != v.names[0] else ""
+    before = f"{head}: " if text else head
+    for link in (*candidates, ""):
+        # Shorten the summary, not the facts a responder acts on; then try a shorter link.
+        fitted = _fit_one_segment(before, text, f"{' ' + link if link else ''}{ack}")
         if fitted is not None:
             return fitted
-    body = f"{head}{at}: {text}{tail} {link}".rstrip()
-    return sms_cut(body, SMS_LIMIT - sms_length.utf16_units(ack)) + ack
+    link = f" {v.short_link}" if v.is_firing and v.short_link else ""
+    return sms_cut(f"{before}{text}{link}", SMS_LIMIT - sms_length.utf16_units(ack)) + ack
 
 
 def _fit_one_segment(before: str, text: str, after: str) -> str | None:
@@ -162,96 +186,135 @@ def sms_cut(text: str, limit: int) -> str:
     return "".join(kept) + "..."
 
 
-def lasted(n: Notification) -> str:
-    """How long a resolved group fired: "42m", "2h 13m", "3d 4h"."""
-    start = min(a.starts_at for a in n.alerts)
-    end = max((a.ends_at or start for a in n.alerts), default=start)
-    minutes = max(0, int((end - start).total_seconds() // 60))
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        return f"{days}d {hours}h"
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m"
-
-
 def sms_ack(n: Notification) -> str:
     """How to acknowledge by reply, at the end of a firing SMS ("" when not configured)."""
     return f" Reply ACK {n.ack.code}" if n.ack and n.status is Status.FIRING else ""
 
 
-def call_speech(n: Notification, tz: tzinfo) -> str:
-    """Said aloud: no URLs, no label soup, numbers and names a voice can read."""
-    when = since(n, tz)
-    what = _speakable(name(n))
-    place = _speakable(where(n))
-    state = "resolved" if n.status is Status.RESOLVED else f"{n.severity} alert"
-    count = len(n.firing) or len(n.alerts)
-    plural = "alert is" if count == 1 else "alerts are"
-    text = (
-        f"This is oncall router. {state.capitalize()}: {what}"
-        f"{' on ' + place if place else ''}. {_speakable(summary(n))}. "
-        + (
-            f"{count} {plural} resolved after {lasted(n)}."
-            if n.status is Status.RESOLVED
-            else f"{count} {plural} firing since {when:%H:%M} {when.tzname()}."
+# -- call ------------------------------------------------------------------------------------
+
+
+def call_speech(n: Notification, tz: tzinfo, v: View | None = None) -> str:
+    """Said aloud: sentences for the ear, no URLs or symbols, numbers and times as a person
+    says them (messages.spoken)."""
+    v = v or view.of(n, tz)
+    where = []
+    if v.place.service:
+        where.append(f"on {spoken.words(v.place.service)}")
+    if v.place.cluster:
+        where.append(f"in {spoken.words(v.place.cluster)}")
+    if v.place.namespace:
+        where.append(f"namespace {spoken.words(v.place.namespace)}")
+    sentry = v.sentry
+    # A Sentry issue's short id is no word: it is "a Sentry issue".
+    generic = sentry is not None and sentry.issue and v.names == (sentry.issue,)
+    what = ", ".join(["Sentry issue" if generic else spoken.names(v.names), *where])
+    # One summary for the group, or none: the first of several is not the group's.
+    summary = spoken.words(v.summary) if v.summary != v.names[0] and v.summaries == 1 else ""
+    said_summary = f" {_sentence(summary)}" if summary else ""
+    if sentry is not None and (sentry.events or sentry.users):
+        counts = [f"{sentry.events} events" if sentry.events else ""]
+        counts.append(f"{sentry.users} users affected" if sentry.users else "")
+        said_summary += f" {_sentence(', '.join(c for c in counts if c))}"
+    if v.is_firing:
+        word = f", {spoken.code(v.severity_word)}" if v.severity_word else ""
+        count = f"{v.firing} alerts, firing" if v.firing > 1 else "Firing"
+        since = "" if v.started_today else f", since {spoken.when(v.started, v.now)}"
+        age = spoken.duration((v.now - v.started).total_seconds())
+        text = (
+            f"This is the on-call router. {v.severity.value.capitalize()} alert{word}: {what}."
+            f"{said_summary} {count} for {age}{since}."
         )
-    )
+    else:
+        end = v.ended or v.now
+        lasted = spoken.duration((end - v.started).total_seconds())
+        text = f"This is the on-call router. Resolved: {what}, after {lasted}.{said_summary}"
     return _cut(text, 1000)
 
 
-_URL = re.compile(r"https?://\S+")
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
-_SEPARATORS = re.compile(r"[_\-/:]+")
-_SPACES = re.compile(r"\s+")
+def _sentence(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
-def _speakable(text: str) -> str:
-    text = _URL.sub("", text)
-    # CamelCase and snake_case into words: "HighErrorRate" -> "High Error Rate".
-    text = _CAMEL.sub(" ", text)
-    text = _SEPARATORS.sub(" ", text)
-    text = text.replace("%", " percent").replace(">", " above ").replace("<", " below ")
-    return _SPACES.sub(" ", text).strip()
+# -- email -----------------------------------------------------------------------------------
 
 
-def email_subject(n: Notification) -> str:
-    return _cut(escape.email_header(f"[{n.severity.value.upper()}] {headline(n)}"), 200)
+def email_subject(n: Notification, v: View | None = None) -> str:
+    """Short and the same for every message of the group (its labels, its severity), so mail
+    clients thread the firing page, its escalations and its resolved notice together; the state
+    is the body's first line."""
+    v = v or view.of(n, n.timezone or UTC)
+    word = f" · {v.severity_word}" if v.severity_word else ""
+    labels = n.group.group_labels
+    if labels:
+        rest = [value for key, value in sorted(labels.items()) if key != "alertname" and value]
+        what = " ".join([labels.get("alertname", v.names[0]), *rest])
+    elif v.sentry is not None and v.sentry.issue and v.names == (v.sentry.issue,):
+        what = f"{v.sentry.issue}: {v.summary}"  # the issue's title is as stable as its id
+    else:
+        what = v.name + (f" · {v.place.text}" if v.place.text else "")
+    return _cut(escape.email_header(f"[{v.severity.value.upper()}{word}] {what}"), 200)
 
 
-def email_text(n: Notification, tz: tzinfo) -> str:
-    """A plain-text incident notice: what, impact, since, alerts, links."""
-    lines = [
-        f"What:     {summary(n)}",
-        f"Where:    {where(n) or '-'}",
-        f"Severity: {n.severity.value}",
-        f"Since:    {stamp(since(n, tz))}",
-        f"Alerts:   {counts(n)}",
+def thread_id(n: Notification, domain: str) -> str:
+    """The Message-ID every email of the group's firing spell refers to: the spell's first page
+    carries it, later messages name it in In-Reply-To and References."""
+    digest = hashlib.sha256(f"{n.group.source}\n{n.group.group_key}\n{n.spell}".encode())
+    return f"<{digest.hexdigest()[:32]}@{domain}>"
+
+
+def message_id(n: Notification, domain: str) -> str:
+    """This message's own Message-ID: the same for a retry of it, never for another message."""
+    # The key names the recipient's address: two people's copies are two messages.
+    return f"<{hashlib.sha256(n.key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+def email_facts(v: View, tz: tzinfo) -> list[tuple[str, str]]:
+    """The facts of the incident notice, in reading order, as (label, value)."""
+    facts = [
+        ("What", v.name),
+        ("Where", v.place.text or "-"),
+        ("Severity", v.severity_text),
+        ("Started", f"{stamp(v.started)}, {age_text(v)}"),
+        ("Alerts", v.counts),
     ]
-    if n.status is Status.RESOLVED:
-        lines.append(f"Lasted:   {lasted(n)}")
-    lines.append("")
-    for alert in alerts_shown(n):
-        lines.append(f"- [{alert.status}] {alert.name}: {alert.summary}")
-        description = alert.annotations.get("description")
-        if description and description != alert.summary:
-            lines.append(f"  {description}")
-        for link in alert.links:
-            lines.append(f"  {link.title}: {link.url}")
-    hidden = len(n.alerts) - len(alerts_shown(n)) + n.group.truncated_alerts
-    if hidden:
-        lines.append(f"... and {hidden} more")
+    if v.labels:
+        facts.append(("Labels", labels_text(v)))
+    facts += sentry_lines(v)
+    facts += paging_lines(v, tz)
+    facts.append(("Route", v.route))
+    return facts
+
+
+def email_text(n: Notification, tz: tzinfo, v: View | None = None) -> str:
+    """The plain-text incident notice: the state first (the subject does not change), facts,
+    links, then the alerts."""
+    v = v or view.of(n, tz)
+    lines = [title(v), v.summary, ""]
+    facts = email_facts(v, tz) + [(link.title, link.url) for link in v.links]
+    facts += [("Alertmanager", v.alertmanager), ("Silence", v.silence)]
+    width = max(len(label) for label, value in facts if value) + 2
+    lines += [f"{label + ':':<{width}}{value}" for label, value in facts if value]
+    lines += ["", "Alerts in the group:"]
+    for line in v.alerts:
+        who = f" {line.identity}" if line.identity else ""
+        lines.append(f"- [{line.status}] {line.name}{who}, since {line.started_text}")
+        lines.append(f"  {line.summary}")
+        if line.description:
+            lines.append(f"  {line.description}")
+    if v.hidden:
+        lines.append(f"... and {v.hidden} more")
     return "\n".join(lines)
 
 
-def alerts_shown(n: Notification, limit: int = 10) -> tuple[Alert, ...]:
-    """Firing first, then resolved, bounded so a storm stays one readable message."""
-    ordered = sorted(n.alerts, key=lambda a: (a.status is not Status.FIRING, a.starts_at))
-    return tuple(ordered[:limit])
+# -- Slack -----------------------------------------------------------------------------------
 
 
-def slack_text(n: Notification) -> str:
-    """The notification fallback text of a Slack message."""
-    return _cut(f"{headline(n)}: {summary(n)}", 3000)
+def slack_text(n: Notification, tz: tzinfo | None = None, v: View | None = None) -> str:
+    """The notification fallback text of a Slack message (what a phone's lock screen shows)."""
+    v = v or view.of(n, tz or n.timezone or UTC)
+    return _cut(f"{headline(v)}: {v.summary}", 3000)
 
 
 def _cut(text: str, limit: int, ellipsis: str = "…") -> str:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from receiver.messages import escape, render, sms_length
+from receiver.messages import escape, render, sms_length, view
 from receiver.model import (
     Alert,
     AlertGroup,
     Channel,
+    LevelPage,
     Notification,
+    Paging,
+    PersonPaged,
     Recipient,
     Severity,
     Source,
@@ -40,20 +43,36 @@ def compile_template(source: str) -> jinja2.Template:
         raise TemplateError(f"template syntax error on its line {e.lineno}: {e.message}") from None
 
 
-def context(n: Notification, tz: tzinfo) -> dict[str, Any]:
-    """The names a template may use."""
+def context(n: Notification, tz: tzinfo, v: view.View | None = None) -> dict[str, Any]:
+    """The names a template may use (README, "The routing file": `templates`)."""
+    v = v or view.of(n, tz)
+    paging = v.paging
+    following = paging.next if paging is not None and v.is_firing else None
     return {
         "severity": n.severity.value,
+        "severity_word": v.severity_word,
         "status": n.status.value,
         "route": n.route,
         "recipient": n.recipient.name,
-        "headline": render.headline(n),
-        "name": render.name(n),
-        "summary": render.summary(n),
-        "where": render.where(n),
-        "counts": render.counts(n),
-        "since": render.clock(render.since(n, tz)),
-        "link": render.short_link(n),
+        "title": render.title(v),
+        "headline": render.headline(v),
+        "name": v.name,
+        "summary": v.summary,
+        "where": v.place.text,
+        "service": v.place.service,
+        "cluster": v.place.cluster,
+        "namespace": v.place.namespace,
+        "counts": v.counts,
+        "since": v.started_text,
+        "age": v.age,
+        "labels": dict(v.labels),
+        "link": v.short_link,
+        "links": [{"title": link.title, "url": link.url} for link in v.links],
+        "alertmanager_url": v.alertmanager,
+        "silence_url": v.silence,
+        "sentry": _sentry(v),
+        "paged": [_level(level, tz) for level in paging.levels] if paging else [],
+        "next_level": _level(following, tz) if following is not None else None,
         "group_key": n.group.group_key,
         "common_labels": dict(n.group.common_labels),
         "alerts": [
@@ -64,18 +83,50 @@ def context(n: Notification, tz: tzinfo) -> dict[str, Any]:
                 "starts_at": a.starts_at.astimezone(tz).isoformat(),
                 "links": [{"title": link.title, "url": link.url} for link in a.links],
             }
-            for a in render.alerts_shown(n)
+            for a in sorted(n.alerts, key=lambda a: (a.status is not Status.FIRING, a.starts_at))[
+                : view.ALERTS_SHOWN
+            ]
         ],
     }
 
 
-def render_override(n: Notification, key: str, tz: tzinfo) -> str | None:
+def _sentry(v: view.View) -> dict[str, str] | None:
+    s = v.sentry
+    if s is None:
+        return None
+    return {
+        "level": s.level,
+        "issue": s.issue,
+        "events": s.events,
+        "users": s.users,
+        "release": s.release,
+        "environment": s.environment,
+        "culprit": s.culprit,
+        "first_seen": s.first_seen.isoformat() if s.first_seen else "",
+        "last_seen": s.last_seen.isoformat() if s.last_seen else "",
+        "url": s.link.url if s.link else "",
+    }
+
+
+def _level(level: LevelPage, tz: tzinfo) -> dict[str, Any]:
+    return {
+        "level": level.level,
+        "at": level.at.astimezone(tz).isoformat(),
+        "people": [
+            {"name": p.name, "channels": [c.value for c in p.channels]} for p in level.people
+        ],
+    }
+
+
+def render_override(
+    n: Notification, key: str, tz: tzinfo, v: view.View | None = None
+) -> str | None:
     """The route's override for `key`, rendered; None if the route has none."""
     source = n.templates.get(key)
     if source is None:
         return None
     try:
-        return compile_template(source).render(context(n, tz)).strip()
+        return compile_template(source).render(context(n, tz, v)).strip()
     except (jinja2.TemplateError, TemplateError):
         # Checked at load; if real data still breaks it, the built-in text beats no page.
         log.exception("template failed, using the built-in text", extra={"key": key})
@@ -83,9 +134,10 @@ def render_override(n: Notification, key: str, tz: tzinfo) -> str | None:
 
 
 def sms_text(n: Notification, tz: tzinfo) -> str:
-    override = render_override(n, "sms", tz)
+    v = view.of(n, tz)
+    override = render_override(n, "sms", tz, v)
     if override is None:
-        return render.sms_text(n, tz)
+        return render.sms_text(n, tz, v)
     # An override cannot lose the acknowledgement code, nor carry raw alert text: its lines go
     # through escape.sms like the built-in text.
     ack = render.sms_ack(n)
@@ -94,27 +146,31 @@ def sms_text(n: Notification, tz: tzinfo) -> str:
 
 
 def call_speech(n: Notification, tz: tzinfo) -> str:
-    override = render_override(n, "call", tz)
-    return render.call_speech(n, tz) if override is None else override
+    v = view.of(n, tz)
+    override = render_override(n, "call", tz, v)
+    return render.call_speech(n, tz, v) if override is None else override
 
 
-def email_subject(n: Notification, tz: tzinfo) -> str:
-    override = render_override(n, "email_subject", tz)
-    return render.email_subject(n) if override is None else escape.email_header(override)
+def email_subject(n: Notification, tz: tzinfo, v: view.View | None = None) -> str:
+    v = v or view.of(n, tz)
+    override = render_override(n, "email_subject", tz, v)
+    return render.email_subject(n, v) if override is None else escape.email_header(override)
 
 
-def email_text(n: Notification, tz: tzinfo) -> str:
-    override = render_override(n, "email_text", tz)
+def email_text(n: Notification, tz: tzinfo, v: view.View | None = None) -> str:
+    v = v or view.of(n, tz)
+    override = render_override(n, "email_text", tz, v)
     # Invisible format characters (a right-to-left override) out of the body too.
-    text = escape.visible(render.email_text(n, tz) if override is None else override)
+    text = escape.visible(render.email_text(n, tz, v) if override is None else override)
     if n.ack is not None and n.status is Status.FIRING:
         text += f"\n\nAcknowledge (pauses escalation): {n.ack.link}"
     return text
 
 
-def slack_text(n: Notification, tz: tzinfo) -> str:
-    override = render_override(n, "slack", tz)
-    return render.slack_text(n) if override is None else override
+def slack_text(n: Notification, tz: tzinfo, v: view.View | None = None) -> str:
+    v = v or view.of(n, tz)
+    override = render_override(n, "slack", tz, v)
+    return render.slack_text(n, tz, v) if override is None else override
 
 
 def text_for(channel: Channel, n: Notification, tz: tzinfo) -> str:
@@ -129,25 +185,46 @@ def text_for(channel: Channel, n: Notification, tz: tzinfo) -> str:
 
 
 def check_template(source: str, key: str) -> None:
-    """Compile and render against a sample notification, so mistakes surface at `check`."""
+    """Compile and render against sample notifications, so mistakes surface at `check`: a firing
+    group with a next level to come, and a resolved one, which has none (`next_level` is None:
+    a template must say `{% if next_level %}`; so is `sentry` for other alerts)."""
     template = compile_template(source)
-    try:
-        template.render(context(_sample(key), UTC))
-    except jinja2.TemplateError as e:
-        raise TemplateError(f"template does not render: {e}") from None
+    for resolved in (False, True):
+        try:
+            template.render(context(_sample(key, resolved=resolved), UTC))
+        except jinja2.TemplateError as e:
+            state = "a resolved" if resolved else "a firing"
+            raise TemplateError(f"template does not render for {state} group: {e}") from None
 
 
-def _sample(key: str) -> Notification:
+def _sample(key: str, *, resolved: bool = False) -> Notification:
+    started = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
     alert = Alert(
         source=Source.ALERTMANAGER,
-        status=Status.FIRING,
+        status=Status.RESOLVED if resolved else Status.FIRING,
         labels={"alertname": "Sample", "severity": "critical", "service": "api"},
         annotations={"summary": "sample summary", "description": "sample description"},
-        starts_at=datetime(2026, 1, 1, 9, 0, tzinfo=UTC),
+        starts_at=started,
         fingerprint="0000000000000000",
+        ends_at=started + timedelta(minutes=20) if resolved else None,
     )
-    group = AlertGroup(Source.ALERTMANAGER, "{}:{}", Status.FIRING, (alert,))
+    group = AlertGroup(Source.ALERTMANAGER, "{}:{}", alert.status, (alert,))
     channel = Channel.EMAIL if key.startswith("email") else Channel(key)
+    person = PersonPaged("Sample Person", (Channel.SMS, Channel.CALL))
+    paging = Paging(
+        at=started + timedelta(minutes=5),
+        severity_word="P0",
+        severity_label="severity",
+        levels=(LevelPage(0, started, (person,)),),
+        next=None if resolved else LevelPage(1, started + timedelta(minutes=15), (person,)),
+    )
     return Notification(
-        "k", channel, Recipient("sample", "sample"), Severity.CRITICAL, "sample", group, (alert,)
+        "k",
+        channel,
+        Recipient("sample", "sample"),
+        Severity.CRITICAL,
+        "sample",
+        group,
+        (alert,),
+        paging=paging,
     )

@@ -22,6 +22,7 @@ from receiver.model import (
     Status,
 )
 from receiver.routing.oncall import escalation_level, in_window, members_of, window_was_open
+from receiver.routing.paging import paging_of
 from receiver.routing.severity import decide_severity
 
 
@@ -213,12 +214,26 @@ def plan(
         renewed = _expired_ack(acks, where.start, now) if firing else ""
         keys = _Keys(group, spell, alerts, route.repage_on_new_alerts)
         stage, stage_text = _stage(team, route, where, current) if firing else ("resolved", "")
+        facts = paging_of(
+            team,
+            route,
+            alerts,
+            severity,
+            now=now,
+            start=where.start,
+            level=where.level,
+            age=where.age,
+            firing=firing,
+            current=current,
+        )
         for level in range(where.level + 1):
             # Each level goes to whoever held the role when that level was reached, so a
             # handoff between re-sends does not page a second person for the same level.
             due = where.start + timedelta(seconds=route.level_after(level))
             round_ = _repeat_round(route, where, level) if firing else None
             after_ack = renewed if level == where.level else ""
+            first = firing and level == 0 and not round_ and not after_ack
+            paging = dataclasses.replace(facts, first=True) if first else facts
             for target in route.level_targets(level):
                 kind = target.kind if firing else _resolved_kind(route, target)
                 if kind is None:
@@ -272,6 +287,7 @@ def plan(
                             stage_text=stage_text if follows else "",
                             editable=follows and _web_api(team, recipient.address),
                             timezone=team.timezone,
+                            paging=paging,
                         )
                     )
     return Plan(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -111,14 +112,27 @@ def _event_alert(action: str, data: Mapping[str, Any]) -> AlertGroup | None:
         ),
         annotations=_annotations(
             summary=title,
-            description=text(event.get("culprit"), "data.event.culprit", default=""),
+            culprit=text(event.get("culprit"), "data.event.culprit", default=""),
             release=text(event.get("release"), "data.event.release", default=""),
         ),
         starts_at=_when(event.get("datetime") or event.get("timestamp"), "data.event.datetime"),
         fingerprint=_fingerprint(f"issue:{identity}"),
-        links=_links(("Sentry issue", event.get("web_url")), ("Sentry issue", data.get("url"))),
+        links=_links(
+            ("Sentry issue", _issue_page(event.get("web_url"))), ("Sentry issue", data.get("url"))
+        ),
     )
     return _group("issue", identity, alert)
+
+
+_EVENT_PAGE = re.compile(r"^(https?://[^?#]*/issues/[^/?#]+/)events/[^/?#]+/?$")
+
+
+def _issue_page(url: Any) -> Any:
+    """The issue's page rather than one event's: shorter (it fits a text message), and it shows
+    every event and their counts."""
+    if isinstance(url, str) and (match := _EVENT_PAGE.match(url)):
+        return match[1]
+    return url
 
 
 def _annotations(**values: str) -> dict[str, str]:
@@ -187,6 +201,12 @@ def _optional_time(value: Any, where: str) -> datetime | None:
     return None if value is None else timestamp(value, where)
 
 
+def _time_text(value: Any, where: str) -> str:
+    """An annotation's time: RFC 3339 in UTC, "" when Sentry sent none."""
+    when = _optional_time(value, where)
+    return "" if when is None else when.isoformat()
+
+
 def _issue(status: Status, data: Mapping[str, Any]) -> AlertGroup:
     issue = obj(data.get("issue"), "data.issue")
     issue_id = text(issue.get("id"), "data.issue.id")
@@ -208,7 +228,12 @@ def _issue(status: Status, data: Mapping[str, Any]) -> AlertGroup:
         ),
         annotations=_annotations(
             summary=text(issue.get("title"), "data.issue.title", default="Sentry issue"),
-            description=text(issue.get("culprit"), "data.issue.culprit", default=""),
+            culprit=text(issue.get("culprit"), "data.issue.culprit", default=""),
+            # Sentry's own counts and times, so the page says how big and how recent it is.
+            event_count=text(issue.get("count"), "data.issue.count", default=""),
+            user_count=text(issue.get("userCount"), "data.issue.userCount", default=""),
+            first_seen=_time_text(issue.get("firstSeen"), "data.issue.firstSeen"),
+            last_seen=_time_text(issue.get("lastSeen"), "data.issue.lastSeen"),
         ),
         starts_at=_when(issue.get("firstSeen"), "data.issue.firstSeen"),
         fingerprint=_fingerprint(f"issue:{issue_id}"),
@@ -241,7 +266,8 @@ def _legacy(payload: Mapping[str, Any]) -> AlertGroup:
         ),
         annotations=_annotations(
             summary=title,
-            description=text(payload.get("culprit"), "culprit", default=""),
+            culprit=text(payload.get("culprit") or event.get("culprit"), "culprit", default=""),
+            release=text(event.get("release"), "event.release", default=""),
         ),
         starts_at=_when(event.get("timestamp") or event.get("datetime"), "event.timestamp"),
         fingerprint=_fingerprint(f"issue:{issue_id or title}"),
