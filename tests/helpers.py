@@ -138,9 +138,19 @@ async def deliver(sender: Sender, n: Notification, deadline: float = 3.0) -> Res
         metrics=Metrics(CollectorRegistry()),
         policy=Delivery(deadline=deadline, attempts=3, rate_limits={}),
     )
-    async with asyncio.timeout(deadline + 2):
-        (result,) = (await deliverer.deliver([n])).results
+    try:
+        async with asyncio.timeout(deadline + 2):
+            (result,) = (await deliverer.deliver([n])).results
+    finally:
+        await cut_outstanding(deliverer)
     return result
+
+
+async def cut_outstanding(deliverer: Deliverer) -> None:
+    """End the sends a test's deliverer left out past their deadline (as shutdown does)."""
+    for task in deliverer.outstanding:
+        task.cancel()
+    await asyncio.gather(*deliverer.outstanding, return_exceptions=True)
 
 
 async def send(sender: Sender, n: Notification) -> None:

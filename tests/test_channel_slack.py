@@ -20,7 +20,7 @@ from receiver.routing.plan import plan
 from receiver.sources import alertmanager
 from tests.fakes import Drop, FakeSlack, Hang, RateLimited, Reject, ServerError
 from tests.fakes.slack import block_kit_error
-from tests.helpers import NOW, fixture, shipped_config
+from tests.helpers import NOW, cut_outstanding, fixture, shipped_config
 
 WEBHOOK_PATH = "/services/T0001/B0001/secretpart0123456789"
 BOT_TOKEN = "xoxb-test-token"
@@ -63,19 +63,24 @@ async def test_web_api_message(fake_slack: FakeSlack, session: aiohttp.ClientSes
     assert request.header("Authorization") == f"Bearer {BOT_TOKEN}"
     body = request.json()
     assert body["channel"] == "C0INCIDENTS"
-    assert body["text"].startswith("[FIRING:2] HighErrorRate payments-api prod-eu-1 (critical)")
+    assert body["text"].startswith(
+        "[FIRING:2] HighErrorRate payments-api in prod-eu-1/payments (critical)"
+    )
     header = body["blocks"][0]["text"]["text"]
-    assert header == ":rotating_light: HighErrorRate — payments-api prod-eu-1"
+    assert header == ":rotating_light: Firing: HighErrorRate — critical"
     fields = [f["text"] for f in body["blocks"][1]["fields"]]
-    assert "*Severity:*\ncritical" in fields
+    assert "*Where:*\npayments-api in prod-eu-1/payments" in fields
     assert "*Alerts:*\n2 firing" in fields
+    blocks = str(body["blocks"])
+    assert "|Runbook>" in blocks
+    assert "|View in Alertmanager>" in blocks
+    assert "|Silence this group>" in blocks
+    assert "Paged level 0: Alice Archer by SMS and call" in blocks
     attachment = body["attachments"][0]
     assert attachment["color"] == "#d00000"
     details = str(attachment["blocks"])
     assert "10.42.3.17:8080" in details
     assert "10.42.5.9:8080" in details
-    assert "|Runbook>" in details
-    assert "|Silence this group>" in details
 
 
 async def test_webhook_message_for_resolved(
@@ -89,8 +94,8 @@ async def test_webhook_message_for_resolved(
     [request] = fake_slack.requests
     assert request.path == WEBHOOK_PATH
     body = request.json()
-    assert body["blocks"][0]["text"]["text"].startswith(
-        ":white_check_mark: Resolved: HighErrorRate"
+    assert body["blocks"][0]["text"]["text"] == (
+        ":white_check_mark: Resolved: HighErrorRate — critical"
     )
     assert body["attachments"][0]["color"] == "#2eb67d"
 
@@ -214,11 +219,14 @@ async def test_webhook_answers(
 async def test_hang_hits_the_deadline(
     fake_slack: FakeSlack, session: aiohttp.ClientSession
 ) -> None:
-    """A Slack that never answers is a retryable deadline failure, not a stuck request."""
+    """A Slack that never answers: answered retryable at the deadline, not sent twice."""
     config, sender = setup(fake_slack, session)
     fake_slack.always(Hang(10))
-    [result] = (await deliverer(sender, deadline=0.5).deliver([slack_notification(config)])).results
-    assert (result.outcome, result.reason) == (Outcome.RETRY, "deadlineExceeded")
+    slow = deliverer(sender, deadline=0.5)
+    [result] = (await slow.deliver([slack_notification(config)])).results
+    assert (result.outcome, result.reason) == (Outcome.RETRY, "stillSending")
+    assert len(fake_slack.requests) == 1
+    await cut_outstanding(slow)
 
 
 async def test_webhook_url_never_leaks(

@@ -92,6 +92,7 @@ def test_every_alert_is_labelled_and_annotated() -> None:
         "OncallRouterFailedToSendNotifications",
         "OncallRouterNotificationsLost",
         "OncallRouterWebhookRetries",
+        "OncallRouterShedding",
         "OncallRouterWebhooksRejected",
         "OncallRouterWebhooksSlow",
         "OncallRouterStoreUnavailable",

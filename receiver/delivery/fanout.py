@@ -3,6 +3,11 @@
 A webhook's sends stop after `delivery.attempts` (Alertmanager retries what is left); a
 `Background` deadline has nobody behind it, so its sends retry until the deadline and what is
 still undelivered then is lost: logged at ERROR and counted.
+
+A request that went out is never abandoned for another: the vendor may have it, and sending
+again would page twice. The webhook is answered at its deadline (503 for a send still out), and
+the send goes on, up to one more deadline, then settles its claim itself: delivered (Alertmanager's
+retry, waiting on the claim, finds it done) or released (the retry sends it).
 """
 
 from __future__ import annotations
@@ -75,6 +80,17 @@ def _never_fails(op: str, detail: str) -> None:
 
 # How often a sender that found another replica's claim looks again.
 CLAIM_POLL = 0.05
+# A webhook's answer waits this much past its deadline for sends finishing right at it.
+ANSWER_GRACE = 0.05
+
+
+@dataclass
+class _Batch:
+    """The claims one `deliver` call settles together; a send finishing after the call returned
+    (`open` False) settles its own."""
+
+    held: list[tuple[str, bool]] = field(default_factory=list)
+    open: bool = True
 
 
 class Background(float):
@@ -101,6 +117,8 @@ class Deliverer:
     # the vendor can report on it: the service keeps what a page call said for a second call.
     # It must not raise.
     before_send: Callable[[Notification], Awaitable[None]] | None = None
+    # Sends still out when their webhook was answered (see the module's docstring).
+    outstanding: set[asyncio.Task[Result]] = field(default_factory=set)
 
     @property
     def _counters(self) -> dict[Channel, ChannelCounters]:
@@ -123,30 +141,62 @@ class Deliverer:
         latest = time.monotonic() + (deadline or self.policy.deadline)
         claims = [(n.key, n.covered_by) for n in notifications]
         states = await self.store.claim_many(claims, self._pending_ttl(latest)) if claims else []
-        held: list[tuple[str, bool]] = []  # (key, delivered) of the claims this call holds
+        batch = _Batch()
+        tasks = [
+            asyncio.ensure_future(self._once(n, state, latest, batch, background))
+            for n, state in zip(notifications, states, strict=True)
+        ]
         try:
-            results = await asyncio.gather(
-                *(
-                    self._once(n, state, latest, held, background)
-                    for n, state in zip(notifications, states, strict=True)
+            if tasks:
+                await asyncio.wait(
+                    tasks, timeout=max(0.0, latest - time.monotonic()) + ANSWER_GRACE
                 )
-            )
+        except asyncio.CancelledError:
+            # Shutdown (or a cancelled background delivery): the sends go with it, each
+            # settling its claim and, in the background, counting itself lost.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
-            if held:
-                await self.store.settle_many(held, self.policy.dedupe_ttl)
-        return Report(tuple(results))
+            batch.open = False
+            for task in tasks:
+                if not task.done():
+                    self.outstanding.add(task)
+                    task.add_done_callback(self.outstanding.discard)
+            if batch.held:
+                await self.store.settle_many(batch.held, self.policy.dedupe_ttl)
+        return Report(
+            tuple(
+                task.result() if task.done() else self._still_sending(n, background)
+                for n, task in zip(notifications, tasks, strict=True)
+            )
+        )
 
     def _pending_ttl(self, latest: float) -> float:
-        # A claim outlives a send that hangs until the deadline (a background one's too), not
-        # much more: if its replica dies mid-send, Alertmanager's retry finds the key free again.
-        return max(self.policy.deadline, latest - time.monotonic()) + 5.0
+        # A claim outlives a send that hangs past its webhook's deadline (see the module's
+        # docstring), not much more: if its replica dies mid-send, Alertmanager's retry finds
+        # the key free again.
+        return max(self.policy.deadline, latest - time.monotonic()) + self.policy.deadline + 5.0
+
+    def _still_sending(self, n: Notification, background: bool) -> Result:
+        error = DeliveryError(
+            "stillSending", "the vendor has not answered yet; not sent again", retryable=True
+        )
+        return self._failed(n, error, 1, background)
+
+    async def _settle(self, batch: _Batch, key: str, delivered: bool) -> None:
+        if batch.open:
+            batch.held.append((key, delivered))
+        else:
+            await self.store.settle_many([(key, delivered)], self.policy.dedupe_ttl)
 
     async def _once(
         self,
         n: Notification,
         state: Claim,
         latest: float,
-        held: list[tuple[str, bool]],
+        batch: _Batch,
         background: bool,
     ) -> Result:
         """One send per idempotency key across every replica. A claim held by another sender
@@ -174,9 +224,9 @@ class Deliverer:
                 # Shutdown cut its retries short, and nobody else will send it.
                 error = DeliveryError("other", "cut short by shutdown", retryable=True)
                 self._failed(n, error, 0, background)
-            held.append((n.key, False))
+            await asyncio.shield(self._settle(batch, n.key, False))
             raise
-        held.append((n.key, result.outcome is Outcome.DELIVERED))
+        await self._settle(batch, n.key, result.outcome is Outcome.DELIVERED)
         if result.posted is not None:
             ttl = self.policy.dedupe_ttl
             await self.store.remember_slack_message(where, n.recipient.address, result.posted, ttl)
@@ -292,10 +342,10 @@ class Deliverer:
         self._counters[channel].requests.inc()
         started = time.perf_counter()
         try:
-            # One attempt gets at most half the deadline, so a request stuck (say, waiting for a
-            # pooled connection under a storm) is retried instead of eating the whole deadline.
-            within = min(latest - time.monotonic(), self.policy.deadline / 2)
-            async with asyncio.timeout(max(0.0, within)):
+            # Never cut at the webhook's deadline (see the module's docstring): one more deadline
+            # past it, a vendor that still has not answered is given up on.
+            within = max(0.0, latest - time.monotonic()) + self.policy.deadline
+            async with asyncio.timeout(within):
                 return await self.senders[n.channel].send(n)
         except TimeoutError:
             self._counters[channel].requests_failed.inc()

@@ -31,6 +31,7 @@ WEBHOOK_OUTCOMES = (
     "unauthorized",  # 401
     "too_large",  # 413
     "unsupported_media_type",  # 415
+    "shed",  # 503 at once: too many webhooks in flight to start it within its deadline
 )
 FAILURE_REASONS = (
     "clientError",
@@ -41,6 +42,7 @@ FAILURE_REASONS = (
     "connectionError",
     "deadlineExceeded",
     "pending",  # another replica held the message's claim until the deadline
+    "stillSending",  # its request went out and is not answered yet: never sent twice
     "other",
 )
 # What the shared store (receiver.store) is asked to do; each can fail on its own.
@@ -268,6 +270,16 @@ class Metrics:
             f"{p}_call_retries_total",
             "Page calls no person answered, by what followed.",
             ["outcome"],
+            registry=registry,
+        )
+        self.webhooks_in_flight = Gauge(
+            f"{p}_webhooks_in_flight",
+            "Webhooks being worked on now (parsed, planned, delivered).",
+            registry=registry,
+        )
+        self.webhooks_queued = Gauge(
+            f"{p}_webhooks_queued",
+            "Webhooks waiting for a free slot to start (see delivery.max_in_flight).",
             registry=registry,
         )
         self.config_reload_success = Gauge(

@@ -23,6 +23,7 @@ from receiver.model import AlertGroup, Source
 from receiver.routing.plan import Plan
 from receiver.sources import PayloadError, alertmanager, sentry
 from receiver.web import auth
+from receiver.web.admission import Shed
 from receiver.web.callbacks import email as email_callbacks
 from receiver.web.callbacks import sendgrid as sendgrid_callbacks
 from receiver.web.callbacks import slack as slack_callbacks
@@ -60,6 +61,8 @@ BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
 # arrives, on the event loop, even one nobody reads (1 MB of gzip is 1 GiB of zeros). The
 # middleware refuses such bodies with 415; with this, draining one after the answer is cheap.
 HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
+# Bodies over this are parsed and planned off the event loop (see `_alertmanager`).
+BIG_BODY = 256 * 1024
 # Content codings a request body may carry: none.
 _IDENTITY = frozenset({"", "identity"})
 
@@ -200,6 +203,12 @@ def _cut_body(content: StreamReader) -> None:
 
 async def _read_json(request: web.Request, service: Service) -> tuple[bytes, Any]:
     """Size check before reading, content type, then JSON: each with its own 4xx."""
+    raw = await _read_body(request, service)
+    return raw, _decode(raw)
+
+
+async def _read_body(request: web.Request, service: Service) -> bytes:
+    """The raw JSON body, after the size and content-type checks."""
     limit = service.config.limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ClientError(413, "too_large", f"body over {limit} bytes", "too_large")
@@ -217,7 +226,11 @@ async def _read_json(request: web.Request, service: Service) -> tuple[bytes, Any
     except RequestPayloadError as e:
         # e.g. a Content-Encoding: gzip body that is not gzip
         raise ClientError(400, "invalid_body", f"cannot read body: {e}"[:200], "invalid") from None
-    return raw, _decode(raw)
+    return raw
+
+
+def _parse(raw: bytes) -> AlertGroup:
+    return alertmanager.parse(_decode(raw))
 
 
 def _decode(raw: bytes) -> Any:
@@ -231,12 +244,22 @@ def _decode(raw: bytes) -> Any:
 async def _handle(
     request: web.Request,
     source: Source,
-    work: Callable[[Service], Awaitable[web.Response]],
+    work: Callable[[Service, float], Awaitable[web.Response]],
 ) -> web.Response:
     service = request.app[SERVICE]
     started = time.perf_counter()
+    deadline = service.config.delivery.deadline
     try:
-        response = await work(service)
+        async with service.admission.slot(deadline) as waited:
+            # The deadline counts from arrival: what waiting for a slot took is not left.
+            response = await work(service, deadline - waited)
+    except Shed as e:
+        log.warning(
+            "webhook shed: too many in flight; the sender retries it",
+            extra={"source": source.value, "detail": str(e)},
+        )
+        service.metrics.webhooks.labels(source.value, "shed").inc()
+        response = _json_error(503, "overloaded", f"try again later: {e}")
     except ClientError as e:
         log.warning(
             "webhook refused",
@@ -268,15 +291,21 @@ async def _handle(
 
 
 async def _alertmanager(request: web.Request) -> web.Response:
-    async def work(service: Service) -> web.Response:
+    async def work(service: Service, deadline: float) -> web.Response:
         token = service.settings.receiver_auth_token
         if token and not auth.bearer_ok(request.headers.get("Authorization"), token):
             raise ClientError(401, "unauthorized", "missing or wrong bearer token", "unauthorized")
-        _, body = await _read_json(request, service)
-        group = alertmanager.parse(body)
+        raw = await _read_body(request, service)
+        # A storm's body (thousands of alerts) takes a few hundred ms to parse and plan: in a
+        # thread, so the loop goes on serving (it gets the GIL back every switch interval).
+        big = len(raw) > BIG_BODY
+        group = await asyncio.to_thread(_parse, raw) if big else _parse(raw)
         acks, recall = await asyncio.gather(service.acks_for(group), service.recall(group))
-        result = service.plan(group, acks, recall)
-        report = await service.deliver(result)
+        if big:
+            result = await asyncio.to_thread(service.plan, group, acks, recall)
+        else:
+            result = service.plan(group, acks, recall)
+        report = await service.deliver(result, deadline)
         return _reply(service, Source.ALERTMANAGER, result, report)
 
     return await _handle(request, Source.ALERTMANAGER, work)
@@ -315,7 +344,8 @@ def _reply(service: Service, source: Source, result: Plan, report: Report) -> we
 
 
 async def _sentry(request: web.Request) -> web.Response:
-    async def work(service: Service) -> web.Response:
+    async def work(service: Service, deadline: float) -> web.Response:
+        del deadline  # Sentry is answered at once; its delivery has its own deadline
         body = await _read_json_signed(request, service)
         resource = request.headers.get("Sentry-Hook-Resource")
         if resource is None and not service.dry_run:
@@ -349,7 +379,8 @@ async def _read_json_signed(request: web.Request, service: Service) -> Any:
 
 
 async def _sentry_legacy(request: web.Request) -> web.Response:
-    async def work(service: Service) -> web.Response:
+    async def work(service: Service, deadline: float) -> web.Response:
+        del deadline  # as for /webhooks/sentry
         expected = service.config.sentry.legacy_token
         if expected:
             if not auth.token_ok(request.match_info["token"], expected):
@@ -450,5 +481,14 @@ async def _drain(app: web.Application) -> None:
     service = app[SERVICE]
     service.ready = False
     service.draining.set()
-    if service.tasks:
-        await asyncio.wait(set(service.tasks), timeout=service.config.delivery.deadline + 1)
+    # Background deliveries, and sends still out past their webhook's answer (never cut: the
+    # vendor may have them).
+    pending = {*service.tasks, *service.deliverer.outstanding}
+    if pending:
+        await asyncio.wait(pending, timeout=service.config.delivery.deadline + 1)
+    # Still out: cut now, so each releases its claim (Alertmanager's retry sends it again).
+    late = set(service.deliverer.outstanding)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)

@@ -28,6 +28,7 @@ from receiver.store.base import Store, group_key
 from receiver.store.failopen import FailOpen, Recall
 from receiver.store.memory import MemoryStore
 from receiver.web import receipts
+from receiver.web.admission import Admission
 
 log = logging.getLogger("receiver.router")
 STORE_LOG_INTERVAL = 30.0
@@ -60,6 +61,7 @@ class Service:
     state_store: Store | None = None
     state: FailOpen = field(init=False)
     deliverer: Deliverer = field(init=False)
+    admission: Admission = field(init=False)
     _last_store_log: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -74,6 +76,7 @@ class Service:
             wall_clock=self.clock,
             before_send=functools.partial(receipts.keep_page, self),
         )
+        self.admission = Admission(self.config.delivery.max_in_flight, self.metrics)
         self.metrics.precreate_people(self.config.people)
         self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
 
@@ -81,6 +84,9 @@ class Service:
         """Use a new routing file from the next request on; requests in flight keep theirs."""
         self.config = config
         self.deliverer.policy = config.delivery
+        if config.delivery.max_in_flight != self.admission.limit:
+            # Webhooks in flight finish under the old bound; new ones wait under the new.
+            self.admission = Admission(config.delivery.max_in_flight, self.metrics)
         self.metrics.precreate_people(config.people)
         if self.sender_factory is not None and self.session is not None:
             self.senders = self.sender_factory(self.session)
