@@ -429,16 +429,16 @@ def test_form_body_is_what_aiohttp_sends_for_a_dict(fields: dict[str, str]) -> N
 
 def library_twiml(speech: str, action: str | None = None) -> str:
     """The script as twilio's VoiceResponse writes it: say, pause 1 s, say again, hang up; with
-    an acknowledgement URL, inside a Gather asking for 1, then a goodbye."""
+    an acknowledgement URL, inside a Gather, then the prompt to press 1, then a goodbye."""
     response = VoiceResponse()
     verb: VoiceResponse | Gather = response
     if action is not None:
         verb = Gather(num_digits=1, action=action, method="POST", timeout=GATHER_TIMEOUT)
-        speech = f"{speech} {PROMPT}"
     verb.say(speech)
     verb.pause(length=1)
     verb.say(speech)
     if action is not None:
+        verb.say(PROMPT)
         response.append(verb)
         response.say("Not acknowledged. Goodbye.")
     response.hangup()

@@ -134,7 +134,9 @@ def _library_document(speech: str, action: str | None) -> str:
         _announce(response, speech)
     else:
         gather = Gather(num_digits=1, action=action, method="POST", timeout=GATHER_TIMEOUT)
-        _announce(gather, f"{speech} {PROMPT}")
+        # The message twice, then the prompt once: the key can be pressed from the first word.
+        _announce(gather, speech)
+        gather.say(PROMPT)
         response.append(gather)
         # No key pressed (or nobody there): say so, and it stays unacknowledged.
         response.say("Not acknowledged. Goodbye.")
