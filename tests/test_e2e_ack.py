@@ -19,10 +19,10 @@ import aiohttp
 from receiver.cli.commands.alertmanager_config import build
 from receiver.config.load import load_config
 from tests.ack_rig import serve_rig
-from tests.alertmanager_process import Alertmanager, post_alert, until
+from tests.alertmanager_process import Alertmanager, post_alert, shorten_timers, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.helpers import free_port, metric
-from tests.test_e2e_escalation import GROUP_INTERVAL, REPEAT, shorten_timers
+from tests.test_e2e_escalation import GROUP_INTERVAL, REPEAT
 
 PRIMARY, SECONDARY = "+447700900101", "+447700900102"
 STEP = 5.0  # the secondary's step, seconds after startsAt
@@ -93,7 +93,7 @@ async def test_sms_ack_survives_a_restart_and_resolved_reaches_slack(
     async with asyncio.timeout(TEST_BUDGET), aiohttp.ClientSession() as session:
         url = f"http://127.0.0.1:{port}/webhooks/alertmanager"
         am_config = build(config, url, str(token_file))
-        shorten_timers(am_config["route"])
+        shorten_timers(am_config["route"], 1, GROUP_INTERVAL, REPEAT)
         alertmanager.start(am_config)
         with alertmanager.log_on_failure():
             await alertmanager.ready(session)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +27,7 @@ from receiver.config.load import load_config
 from receiver.metrics import Metrics
 from receiver.web.app import create_app
 from receiver.web.service import Service
-from tests.alertmanager_process import Alertmanager, post_alert, until
+from tests.alertmanager_process import Alertmanager, post_alert, shorten_timers, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.twilio import TEST_ACCOUNT_SID
 from tests.helpers import metric, settings_for
@@ -83,18 +82,6 @@ delivery:
   attempts: 2
   rate_limits: {{slack: 0s, sms: 0s, call: 0s, email: 0s}}
 """
-
-
-def shorten_timers(route: dict[str, Any]) -> None:
-    """Seconds instead of minutes, all through the tree; Alertmanager 0.25 honours them."""
-    if "group_wait" in route:
-        route.update(
-            group_wait="1s",
-            group_interval=f"{GROUP_INTERVAL:g}s",
-            repeat_interval=f"{REPEAT:g}s",
-        )
-    for child in route.get("routes", []):
-        shorten_timers(child)
 
 
 async def test_alertmanager_resends_drive_the_ladder(
@@ -154,7 +141,7 @@ async def test_alertmanager_resends_drive_the_ladder(
         aiohttp.ClientSession() as session,
     ):
         am_config = build(config, str(server.make_url("/webhooks/alertmanager")), str(token_file))
-        shorten_timers(am_config["route"])
+        shorten_timers(am_config["route"], 1, GROUP_INTERVAL, REPEAT)
         alertmanager.start(am_config)
         with alertmanager.log_on_failure():
             await alertmanager.ready(session)

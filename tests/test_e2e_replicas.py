@@ -34,7 +34,7 @@ import aiohttp
 from receiver.cli.commands.alertmanager_config import build
 from receiver.config.load import load_config
 from tests.alertmanager_cluster import alertmanager_cluster, settled
-from tests.alertmanager_process import Alertmanager, post_alert, until
+from tests.alertmanager_process import Alertmanager, post_alert, shorten_timers, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, ServerError
 from tests.fakes.twilio import TEST_ACCOUNT_SID
 from tests.helpers import settings_for
@@ -108,18 +108,6 @@ delivery:
   attempts: 2
   rate_limits: {{slack: 0s, sms: 0s, call: 0s, email: 0s}}
 """
-
-
-def shorten_timers(route: dict[str, Any]) -> None:
-    """Seconds instead of minutes, all through the tree; Alertmanager 0.25 honours them."""
-    if "group_wait" in route:
-        route.update(
-            group_wait=f"{GROUP_WAIT:g}s",
-            group_interval=f"{GROUP_INTERVAL:g}s",
-            repeat_interval=f"{REPEAT:g}s",
-        )
-    for child in route.get("routes", []):
-        shorten_timers(child)
 
 
 def labels(group: str) -> dict[str, str]:
@@ -357,7 +345,7 @@ def alertmanager_yaml(routing: Path, proxy: RoundRobinProxy, token_file: Path) -
     """What `alertmanager-config` prints for the routing file, posting to the proxy, timers
     shortened."""
     config = build(load_config(routing, {}), proxy.url + WEBHOOK, str(token_file))
-    shorten_timers(config["route"])
+    shorten_timers(config["route"], GROUP_WAIT, GROUP_INTERVAL, REPEAT)
     return config
 
 

@@ -26,7 +26,7 @@ from receiver.metrics import Metrics
 from receiver.routing.oncall import on_call
 from receiver.web.app import create_app
 from receiver.web.service import Service
-from tests.alertmanager_process import Alertmanager, post_alert, until
+from tests.alertmanager_process import Alertmanager, post_alert, shorten_timers, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.twilio import TEST_ACCOUNT_SID
 from tests.helpers import metric, settings_for
@@ -34,15 +34,6 @@ from tests.helpers import metric, settings_for
 COMPANY = Path(__file__).parent.parent / "examples" / "company.yaml"
 TOKEN = "e2e-teams-token"
 RESEND = 2.0  # repeat_interval, seconds
-
-
-def shorten_timers(route: dict[str, object]) -> None:
-    if "group_wait" in route:
-        route.update(group_wait="1s", group_interval="1s", repeat_interval=f"{RESEND:g}s")
-    children = route.get("routes", [])
-    assert isinstance(children, list)
-    for child in children:
-        shorten_timers(child)
 
 
 async def test_p1_is_phoned_at_once_only_in_the_team_where_it_is_critical(
@@ -102,7 +93,7 @@ async def test_p1_is_phoned_at_once_only_in_the_team_where_it_is_critical(
         aiohttp.ClientSession() as session,
     ):
         am_config = build(config, str(server.make_url("/webhooks/alertmanager")), str(token_file))
-        shorten_timers(am_config["route"])
+        shorten_timers(am_config["route"], 1, 1, RESEND)
         alertmanager.start(am_config)
         with alertmanager.log_on_failure():
             await alertmanager.ready(session)
