@@ -8,6 +8,12 @@ SendGrid): in production those are different hosts, and aiohttp's per-host conne
 It prints one JSON line, `{"ports": {...}}`, once every port is listening. `GET /_stats` on any
 port returns request counts per endpoint and per client family (User-Agent), which the benchmark
 uses to prove the fan-out happened and which HTTP client made the Twilio requests.
+
+It also records, per message key (the webhook's sequence number, bench/keys.py), when the first
+and the last request for it arrived (`time.monotonic()`: CLOCK_MONOTONIC, one clock for every
+process on the host, so the load generator's send times compare) and how many requests each
+endpoint got, to find duplicate sends. `POST /_record?keyed=0|1` starts a new record (keyed=0:
+counts only, for the long soak); `GET /_record` returns it.
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ import json
 import signal
 import socket
 import sys
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 
 from aiohttp import web
+
+from bench.keys import message_key
 
 VENDORS = ("slack_api", "slack_webhook", "twilio", "sendgrid")
 
@@ -85,6 +94,40 @@ counts: Counter[str] = Counter()
 clients: Counter[str] = Counter()
 
 
+class Record:
+    """Per message key: first and last arrival, and requests per endpoint."""
+
+    def __init__(self) -> None:
+        self.reset(keyed=False)
+
+    def reset(self, *, keyed: bool) -> None:
+        self.keyed = keyed
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.sends: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.unkeyed: Counter[str] = Counter()  # requests whose body named no message key
+
+    def note(self, kind: str, key: str | None, at: float) -> None:
+        if key is None:
+            self.unkeyed[kind] += 1
+            return
+        self.first.setdefault(key, at)
+        self.last[key] = at
+        self.sends[key][kind] += 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "keyed": self.keyed,
+            "first": self.first,
+            "last": self.last,
+            "sends": self.sends,
+            "unkeyed": self.unkeyed,
+        }
+
+
+record = Record()
+
+
 def _client_family(user_agent: str) -> str:
     # aiohttp says "Python/3.11 aiohttp/3.x"; twilio-python says "twilio-python/9.x (...)".
     if "aiohttp" in user_agent:
@@ -99,10 +142,16 @@ def _unauthorized(scheme: str, auth: str) -> bool:
 
 
 async def handle(request: web.BaseRequest) -> web.StreamResponse:
-    if request.method == "GET" and request.path == "/_stats":
+    # Taken first: the arrival of the request, not the end of our own work on it.
+    arrived = time.monotonic()
+    if request.path == "/_stats":
         return web.json_response({"requests": counts, "clients": clients})
+    if request.path == "/_record":
+        if request.method == "POST":
+            record.reset(keyed=request.query.get("keyed", "1") == "1")
+        return web.json_response(record.as_json())
     # Read the whole body, as a vendor would, before answering.
-    await request.read()
+    body = await request.read()
     path = request.path
     auth = request.headers.get("Authorization", "")
     if path.endswith("/Messages.json"):
@@ -131,6 +180,9 @@ async def handle(request: web.BaseRequest) -> web.StreamResponse:
         answer = web.Response(status=401, text="unauthorized")
     counts[kind] += 1
     clients[f"{kind.split('_')[0]}:{_client_family(request.headers.get('User-Agent', ''))}"] += 1
+    if record.keyed:
+        form = request.content_type == "application/x-www-form-urlencoded"
+        record.note(kind, message_key(body, form=form), arrived)
     return answer
 
 
@@ -161,7 +213,7 @@ def main() -> int:
         import uvloop  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         asyncio.run(serve())
-    else:  # optional: only makes the fake cheaper still; never installed for the benchmark
+    else:  # the fake is not measured: the cheaper it is, the more CPU is left to the others
         uvloop.run(serve())
     return 0
 

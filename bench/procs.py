@@ -152,6 +152,12 @@ def machine_busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / _CLOCK_TICKS
 
 
+def load_average() -> float:
+    """The 1-minute load average, from /proc/loadavg: how busy the shared machine was."""
+    with open("/proc/loadavg", encoding="ascii") as loadavg:
+        return float(loadavg.read().split()[0])
+
+
 def free_port() -> int:
     """A port nobody listens on now, for a child that cannot be told to bind port 0."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -6,26 +6,50 @@ send) concurrently over one shared ClientSession, and answers 200. No routing, t
 dedupe, metrics or logging: the gap between it and the router is what those cost.
 
 It reads the same environment as the router (vendor base URLs and dummy credentials), plus
-`BENCH_SLACK_WEBHOOK_URL`. Run as its own process (`python -m bench.relay`); it prints one JSON
-line, `{"port": N}`, once listening. Plain asyncio, like the router: no uvloop, for a fair match.
+`BENCH_SLACK_WEBHOOK_URL`. Run as its own process (`python -m bench.relay [--loop uvloop]
+[--json orjson]`); it prints one JSON line, `{"port": N}`, once listening. By default it runs on
+plain asyncio and the standard json module, the fixed reference; with `--loop uvloop --json orjson`
+it is the same-stack peer of `serve --loop uvloop`. Its texts name the group's `service` label, as
+the router's do, so the fake vendors can trace each request to its webhook (bench/keys.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
+import importlib
 import json
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+# The 5,000-alert group is ~4 MB; aiohttp's default limit is 1 MiB.
+MAX_BODY = 16 * 1024 * 1024
+
+
+class Codec:
+    """JSON decode of the webhook and encode of the vendor bodies and the answer."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "orjson":
+            orjson = importlib.import_module("orjson")
+            self.loads: Callable[[bytes], Any] = orjson.loads
+            self.dumps: Callable[[Any], bytes] = orjson.dumps
+        else:
+            self.loads = json.loads
+            self.dumps = lambda value: json.dumps(value).encode()
+
+
+CODEC = web.AppKey("codec", Codec)
 
 
 class Vendors:
@@ -55,13 +79,16 @@ async def _post(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> int:
 
 
 async def alertmanager(request: web.Request) -> web.Response:
-    body = await request.json()
+    codec = request.app[CODEC]
+    body = codec.loads(await request.read())
     session, v = request.app[SESSION], request.app[VENDORS]
     alerts = body.get("alerts") or [{}]
     name = alerts[0].get("labels", {}).get("alertname", "alert")
-    text = f"[{body.get('status', 'firing').upper()}] {name} ({len(alerts)} alerts)"
+    service = body.get("commonLabels", {}).get("service", "")
+    text = f"[{body.get('status', 'firing').upper()}] {name} {service} ({len(alerts)} alerts)"
+    json_headers = {"Content-Type": "application/json"}
     statuses = await asyncio.gather(
-        _post(session, v.slack_webhook, json={"text": text}),
+        _post(session, v.slack_webhook, data=codec.dumps({"text": text}), headers=json_headers),
         _post(
             session,
             v.messages,
@@ -81,18 +108,26 @@ async def alertmanager(request: web.Request) -> web.Response:
         _post(
             session,
             v.mail,
-            json={
-                "personalizations": [{"to": [{"email": "alice@example.com"}]}],
-                "from": {"email": v.mail_from},
-                "subject": text,
-                "content": [{"type": "text/plain", "value": text}],
-            },
-            headers=v.sendgrid_headers,
+            data=codec.dumps(
+                {
+                    "personalizations": [{"to": [{"email": "alice@example.com"}]}],
+                    "from": {"email": v.mail_from},
+                    "subject": text,
+                    "content": [{"type": "text/plain", "value": text}],
+                }
+            ),
+            headers={**v.sendgrid_headers, **json_headers},
         ),
     )
     # A non-2xx vendor answer must show up as an error in the load generator, not pass silently.
     ok = all(200 <= status < 300 for status in statuses)
-    return web.json_response({"status": "accepted" if ok else "failed"}, status=200 if ok else 502)
+    answer = codec.dumps({"status": "accepted" if ok else "failed"})
+    return web.Response(body=answer, status=200 if ok else 502, content_type="application/json")
+
+
+async def healthy(request: web.Request) -> web.Response:
+    # Probed while a large group is handled, to see whether the loop was blocked.
+    return web.Response(text="ok")
 
 
 async def client_session(app: web.Application) -> AsyncIterator[None]:
@@ -103,11 +138,13 @@ async def client_session(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def serve() -> None:
-    app = web.Application()
+async def serve(codec: Codec) -> None:
+    app = web.Application(client_max_size=MAX_BODY)
     app[VENDORS] = Vendors(dict(os.environ))
+    app[CODEC] = codec
     app.cleanup_ctx.append(client_session)
     app.router.add_post("/webhooks/alertmanager", alertmanager)
+    app.router.add_get("/-/healthy", healthy)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -124,8 +161,17 @@ async def serve() -> None:
         await runner.cleanup()
 
 
-def main() -> int:
-    asyncio.run(serve())
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--json", choices=("json", "orjson"), default="json")
+    args = parser.parse_args(argv)
+    codec = Codec(args.json)
+    if args.loop == "uvloop":
+        uvloop = importlib.import_module("uvloop")
+        uvloop.run(serve(codec))
+    else:
+        asyncio.run(serve(codec))
     return 0
 
 

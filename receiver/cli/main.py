@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import json
 import logging
@@ -23,6 +22,7 @@ from receiver import __version__
 from receiver.channels.base import Sender
 from receiver.channels.console import dry_run_line
 from receiver.channels.registry import dry_run_senders, vendor_senders
+from receiver.cli import event_loop
 from receiver.cli.commands import register_all
 from receiver.cli.tools import UsageError, parse_span, parse_time
 from receiver.config.load import load_config
@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="send nothing; print each would-be message as a JSON line on stdout",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=event_loop.LOOPS,
+        default=event_loop.DEFAULT,
+        help="event loop: asyncio (default) or uvloop (pip install 'oncall-router[fast]')",
     )
     serve.set_defaults(func=_serve)
 
@@ -287,6 +293,7 @@ def _state_store(settings: Settings, dry_run: bool) -> Store | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    loop_factory = event_loop.loop_factory(args.loop)
     settings = load_settings(os.environ)
     redactor = Redactor(settings.secrets)
     setup_logging(settings.log_level, redactor)
@@ -318,8 +325,9 @@ def _serve(args: argparse.Namespace) -> int:
     reloader = Reloader(
         args.config, service, os.environ, redactor, secrets_required=not args.dry_run
     )
+    log.info("event loop", extra={"loop": args.loop})
     try:
-        asyncio.run(
+        event_loop.run(
             serve(
                 app,
                 service,
@@ -328,7 +336,8 @@ def _serve(args: argparse.Namespace) -> int:
                 reloader=reloader,
                 reload_interval=args.reload_interval,
                 shutdown_delay=args.shutdown_delay,
-            )
+            ),
+            loop_factory,
         )
     except OSError as e:
         if not _is_listen_error(e):
