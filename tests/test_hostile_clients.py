@@ -34,6 +34,7 @@ from receiver.config.settings import Settings
 from receiver.config.types import Config
 from receiver.model import Channel, Severity
 from receiver.web.app import create_app
+from receiver.web import server
 from receiver.web.server import ConnectionLimits, connection_cap, start
 from receiver.web.service import Service
 from tests.fakes.slack import slack_signature
@@ -452,9 +453,10 @@ async def closed_by_server(reader: asyncio.StreamReader) -> bool:
 
 
 async def test_idle_connections_beyond_the_cap_do_not_block_a_webhook(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Three times the cap in idle connections: the oldest are closed, a webhook gets 200."""
+    monkeypatch.setattr(server, "FRESH_GRACE", 0.0)  # as if each had idled long enough
     caplog.set_level(logging.INFO)
     cap, idle = 4, 12
     limits = ConnectionLimits(max_connections=cap, idle_timeout=30)
@@ -470,6 +472,24 @@ async def test_idle_connections_beyond_the_cap_do_not_block_a_webhook(
     assert closed == sorted(closed, reverse=True)  # oldest first
     assert len(records(caplog, "idle connection closed to make room")) == 1  # not 9
     no_traceback(caplog)
+
+
+async def test_a_burst_of_new_connections_is_answered_not_cut() -> None:
+    """A burst: connections accepted before their requests are read are on their way, not
+    idle. One over the cap is answered 503 JSON at once (the sender retries it); none of the
+    others is closed, and each gets its answer."""
+    cap = 3
+    limits = ConnectionLimits(max_connections=cap, idle_timeout=30)
+    async with running(limits) as router:
+        streams = [await asyncio.open_connection(HOST, router.port) for _ in range(cap)]
+        with sockets_left_open(streams):
+            crowded = await exchange(router.port, webhook())
+            for _, writer in streams:
+                writer.write(webhook())
+                await writer.drain()
+            answers = [parse(await asyncio.wait_for(reader.read(), 5)) for reader, _ in streams]
+    assert (crowded.status, crowded.error()) == (503, "too_many_connections")
+    assert [a.status for a in answers] == [200] * cap, answers
 
 
 async def test_with_every_connection_busy_a_newcomer_gets_503_json() -> None:

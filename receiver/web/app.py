@@ -26,10 +26,11 @@ from receiver.web import auth
 from receiver.web.admission import Shed
 from receiver.web.callbacks import email as email_callbacks
 from receiver.web.callbacks import sendgrid as sendgrid_callbacks
+from receiver.web.callbacks import short_link as short_link_callbacks
 from receiver.web.callbacks import slack as slack_callbacks
 from receiver.web.callbacks import twilio as twilio_callbacks
 from receiver.web.callbacks import twilio_status
-from receiver.web.logs import request_id
+from receiver.web.logs import Throttle, request_id
 from receiver.web.service import SERVICE, SenderFactory, Service
 
 log = logging.getLogger("receiver.app")
@@ -61,6 +62,7 @@ BODY_TIMEOUT_KEY = web.AppKey("body_timeout", float)
 # arrives, on the event loop, even one nobody reads (1 MB of gzip is 1 GiB of zeros). The
 # middleware refuses such bodies with 415; with this, draining one after the answer is cheap.
 HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
+_SHED_LOG = Throttle(log, 10.0)
 # Bodies over this are parsed and planned off the event loop (see `_alertmanager`).
 BIG_BODY = 256 * 1024
 # Content codings a request body may carry: none.
@@ -105,6 +107,7 @@ def create_app(service: Service, sender_factory: SenderFactory | None = None) ->
     twilio_callbacks.add_routes(app)
     slack_callbacks.add_routes(app)
     email_callbacks.add_routes(app)
+    short_link_callbacks.add_routes(app)
     twilio_status.add_routes(app)
     sendgrid_callbacks.add_routes(app)
     app.router.add_get("/metrics", _metrics)
@@ -254,9 +257,11 @@ async def _handle(
             # The deadline counts from arrival: what waiting for a slot took is not left.
             response = await work(service, deadline - waited)
     except Shed as e:
-        log.warning(
-            "webhook shed: too many in flight; the sender retries it",
-            extra={"source": source.value, "detail": str(e)},
+        # Shedding comes in bursts: one line per interval, with how many (the counter has all).
+        _SHED_LOG.warn(
+            "webhooks shed: too many in flight; the senders retry them",
+            source=source.value,
+            detail=str(e),
         )
         service.metrics.webhooks.labels(source.value, "shed").inc()
         response = _json_error(503, "overloaded", f"try again later: {e}")

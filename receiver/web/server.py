@@ -23,13 +23,13 @@ import os
 import resource
 import signal
 import time
-from collections import Counter
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from receiver.web.app import BODY_TIMEOUT, BODY_TIMEOUT_KEY, HANDLER_ARGS
+from receiver.web.logs import Throttle
 from receiver.web.memory import pin_mmap_threshold
 from receiver.web.reload import Reloader
 from receiver.web.service import Service
@@ -43,6 +43,10 @@ BACKLOG = 128
 # Descriptors kept for everything but inbound connections: the vendor connection pool (200),
 # Redis, Alertmanager, files, and the `BACKLOG` accepted in one go before any is looked at.
 FD_RESERVE = 300
+# A new connection that has not sent a whole request yet is not closed to make room for another
+# until it has had this long: in a burst, hundreds are accepted before the loop reads any of
+# them, and each is a webhook on its way (a slow-headers client is cut by the idle timeout).
+FRESH_GRACE = 2.0
 # Errors of accept() when the process or system is out of descriptors or memory.
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -81,39 +85,24 @@ class ConnectionLimits:
         }
 
 
-class _Throttle:
-    """Logs a kind of trouble at most once per interval, with how often it happened since: a
-    flood of bad sockets must not become a flood of log lines (or fill the disk)."""
-
-    def __init__(self, interval: float = LOG_INTERVAL) -> None:
-        self.interval = interval
-        self._next: dict[str, float] = {}
-        self._counts: Counter[str] = Counter()
-
-    def warn(self, what: str, **extra: Any) -> None:
-        self._counts[what] += 1
-        now = time.monotonic()
-        if now < self._next.get(what, 0.0):
-            return
-        self._next[what] = now + self.interval
-        log.warning(what, extra={**extra, "occurrences": self._counts.pop(what)})
-
-
 class _Guard:
     """The connection cap. At the cap a new connection closes the longest-open idle connection
-    (as nginx reuses keep-alive connections when it runs short); with none idle, every slot holds
-    a request in progress (each bounded by the body timeout and the delivery deadline), and the
-    newcomer is answered 503 and closed. So idle or half-sent connections can never crowd out a
-    webhook, and the process never runs out of descriptors (accept() failing in a loop)."""
+    (as nginx reuses keep-alive connections when it runs short; one that never sent a request only
+    after FRESH_GRACE); with none, every slot holds a request in progress or on its way (each
+    bounded by the body timeout and the delivery deadline), and the newcomer is answered 503 and
+    closed: an answer the sender retries, never a silent close. So idle or half-sent connections
+    can never crowd out a webhook, and the process never runs out of descriptors (accept()
+    failing in a loop)."""
 
-    def __init__(self, cap: int, throttle: _Throttle) -> None:
+    def __init__(self, cap: int, throttle: Throttle) -> None:
         self.cap = cap
         self.throttle = throttle
         self.open: dict[_Connection, None] = {}  # insertion order: longest-open first
 
     def admit(self, connection: _Connection) -> bool:
         if len(self.open) >= self.cap:
-            idle = next((c for c in self.open if c.idle), None)
+            now = time.monotonic()
+            idle = next((c for c in self.open if c.evictable(now)), None)
             if idle is None:
                 self.throttle.warn("connection refused: every connection is busy", cap=self.cap)
                 return False
@@ -140,17 +129,23 @@ class _Connection(web.RequestHandler):
     """aiohttp's connection handler, counted against the cap, and answering what it cannot parse
     in JSON with one log line per interval instead of a plain-text page and a traceback each."""
 
-    __slots__ = ("_admitted", "_guard")
+    __slots__ = ("_admitted", "_guard", "_opened")
 
     def __init__(self, manager: web.Server, guard: _Guard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
         self._admitted = False
+        self._opened = time.monotonic()
 
     @property
     def idle(self) -> bool:
         """Waiting for a (complete) request: aiohttp's own test before a keep-alive close."""
         return self._waiter is not None and not self._waiter.done()
+
+    def evictable(self, now: float) -> bool:
+        """Idle between requests, or idle since it opened for longer than FRESH_GRACE."""
+        served = self._request_count > 0
+        return self.idle and (served or now - self._opened >= FRESH_GRACE)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._guard.admit(self):
@@ -267,7 +262,7 @@ async def start(
     """Listen on host:port with `limits`; `runner.cleanup()` stops. Port 0 picks a free port
     (`runner.addresses[0][1]`)."""
     app[BODY_TIMEOUT_KEY] = limits.body_timeout
-    guard = _Guard(connection_cap(limits.max_connections), _Throttle())
+    guard = _Guard(connection_cap(limits.max_connections), Throttle(log, LOG_INTERVAL))
     runner = _Runner(app, guard, limits, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=BACKLOG)
@@ -275,7 +270,7 @@ async def start(
     return runner
 
 
-def _quiet_accept_errors(throttle: _Throttle) -> Any:
+def _quiet_accept_errors(throttle: Throttle) -> Any:
     """A loop exception handler: accept() out of descriptors, logged once per interval (asyncio
     logs each failure with a traceback, and retries every second)."""
 
@@ -302,7 +297,7 @@ async def serve(
 ) -> None:
     grace = service.config.delivery.deadline + 1
     loop = asyncio.get_running_loop()
-    loop.set_exception_handler(_quiet_accept_errors(_Throttle()))
+    loop.set_exception_handler(_quiet_accept_errors(Throttle(log, LOG_INTERVAL)))
     runner = await start(app, host, port, limits, shutdown_timeout=grace)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
