@@ -27,6 +27,7 @@ from receiver.config.load import load_config
 from receiver.config.types import Config
 from receiver.metrics import Metrics
 from receiver.sources import alertmanager
+from receiver.store.base import Store
 from receiver.web.app import create_app
 from receiver.web.service import Service
 from tests.alertmanager_process import Alertmanager, post_alert
@@ -223,8 +224,10 @@ async def serve_rig(
     alertmanager_url: str | None = None,
     receiver_auth_token: str | None = None,
     settings: Mapping[str, Any] | None = None,
+    state_store: Store | None = None,
 ) -> AsyncIterator[AckRig]:
-    """A router on 127.0.0.1:`port` (a free one by default) using `am` for acknowledgements."""
+    """A router on 127.0.0.1:`port` (a free one by default) using `am` for acknowledgements;
+    `state_store` shared with another rig makes the two replicas of one deployment."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     chosen = dataclasses.replace(
@@ -237,7 +240,13 @@ async def serve_rig(
     )
     clock = clock or Clock()
     service = Service(
-        config, chosen, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
+        config,
+        chosen,
+        Metrics(CollectorRegistry()),
+        senders={},
+        dry_run=False,
+        clock=clock,
+        state_store=state_store,
     )
     app = create_app(service, lambda s: vendor_senders(s, chosen, config))
     async with TestServer(app, host="127.0.0.1", port=port):

@@ -9,11 +9,12 @@ from datetime import timedelta
 import pytest
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from receiver.ack import short_links
 from receiver.ack.store import CODE_LENGTH, group_id, sms_code
 from receiver.channels.sendgrid import html_notice, mail_body
 from receiver.channels.twilio_voice import GATHER_TIMEOUT, MAX_TWIML, PROMPT, twiml
 from receiver.config.settings import Settings
-from receiver.messages import render, templates
+from receiver.messages import render, sms_length, templates
 from receiver.model import (
     AckRef,
     Alert,
@@ -26,6 +27,8 @@ from receiver.model import (
 )
 from receiver.routing.plan import plan
 from receiver.sources import alertmanager, sentry
+from receiver.store.failopen import Lookup
+from receiver.store.memory import MemoryStore
 from tests.fakes.twilio import num_segments
 from tests.helpers import NOW, dry_run_router, fixture, shipped_config
 
@@ -186,3 +189,79 @@ def test_only_alertmanager_groups_carry_acknowledgement() -> None:
     service.settings = dataclasses.replace(settings, public_url=None)
     plain = service.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
     assert all(n.ack is None for n in plain.notifications)
+
+
+ACK_SETTINGS = Settings(
+    ack_secret="s3cret-for-tokens",
+    alertmanager_url="http://alertmanager:9093",
+    public_url="https://oncall.example.com",
+)
+
+
+def test_short_link_ids() -> None:
+    """Every replica makes the same id for the same token; another token or secret, another id;
+    ten base-62 characters (URL-safe, GSM-7)."""
+    token = "eyJncm91cCI6IjEifQ.c2lnbmF0dXJl"
+    made = short_links.link_id(token, "secret-a")
+    assert made == short_links.link_id(token, "secret-a")
+    assert len(made) == short_links.ID_LENGTH == 10
+    assert short_links.is_link_id(made)
+    assert sms_length.is_gsm7(made)
+    assert made != short_links.link_id(token, "secret-b")
+    assert made != short_links.link_id(token + "x", "secret-a")
+    assert short_links.names(made, token, "secret-a")
+    assert not short_links.names(made, token, "secret-b")
+    ids = {short_links.link_id(f"token-{i}", "secret-a") for i in range(5000)}
+    assert len(ids) == 5000
+    for bad in ("", "abc", made + "x", made[:-1] + "-", "../../etc/x"):
+        assert not short_links.is_link_id(bad)
+
+
+def test_the_sms_links_to_the_acknowledgement_page_by_its_short_link() -> None:
+    """The SMS gets a short link, named after its own token (the call the same one, for the SMS
+    after two unanswered calls; no other channel); it comes before the runbook and the text
+    stays one segment with the whole summary."""
+    service, _ = dry_run_router(settings=ACK_SETTINGS)
+    paged = service.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
+    by_channel = {n.channel: n for n in paged.notifications if n.recipient.name == "alice"}
+    sms = by_channel[Channel.SMS]
+    assert sms.ack is not None
+    assert sms.ack.short == short_links.link_id(sms.ack.token, "s3cret-for-tokens")
+    assert sms.ack.short_link == f"https://oncall.example.com/a/{sms.ack.short}"
+    assert sms.ack.short_token == sms.ack.token
+    call = by_channel[Channel.CALL].ack
+    assert call is not None
+    assert (call.short, call.short_token) == (sms.ack.short, sms.ack.token)
+    assert call.token != sms.ack.token  # the call's own token acknowledges only a key press
+    twilio = (Channel.SMS, Channel.CALL)
+    others = [n.ack for n in paged.notifications if n.channel not in twilio]
+    assert others
+    assert all(ack is not None and not ack.short for ack in others)
+    text = templates.sms_text(sms, TZ)
+    assert text == (
+        "CRIT HighErrorRate @ payments-api prod-eu-1, 2 firing for 6m: payments-api 5xx error "
+        f"rate above 5% {sms.ack.short_link} Reply ACK {sms.ack.code}"
+    )
+    assert sms_length.measure(text).segments == 1
+    assert "ACK" not in templates.sms_text(resolved(sms), TZ)
+    assert sms.ack.short_link not in templates.sms_text(resolved(sms), TZ)
+
+
+async def test_the_short_link_is_kept_before_the_sms_is_sent() -> None:
+    """The id -> token mapping is in the store once the SMS is out, for the link's lifetime;
+    nothing is kept for the other channels."""
+    service, out = dry_run_router(settings=ACK_SETTINGS)
+    now = [1000.0]
+    store = MemoryStore(clock=lambda: now[0])
+    service.state.store = store
+    paged = service.plan(alertmanager.parse(fixture("alertmanager-firing-critical.json")))
+    await service.deliver(paged)
+    [sms] = [n for n in paged.notifications if n.channel is Channel.SMS and n.ack]
+    assert sms.ack is not None
+    assert sms.ack.short_link in out.getvalue()
+    assert await store.link(sms.ack.short) == sms.ack.token
+    lifetime = CONFIG.acknowledgement.links_valid_for
+    now[0] += lifetime - 1
+    assert (await service.state.link(sms.ack.short)).token == sms.ack.token
+    now[0] += 2
+    assert await service.state.link(sms.ack.short) == Lookup(None)

@@ -12,15 +12,31 @@ import logging
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from receiver.ack import tokens
 from receiver.model import Channel, Severity
-from tests.ack_rig import ACK_SECRET, ALICE, BOB, CAROL, AckRig
-from tests.alertmanager_process import post_alert
+from receiver.store.base import StoreError
+from receiver.store.memory import MemoryStore
+from receiver.store.redis import RedisStore
+from receiver.web.logs import JsonFormatter, Redactor
+from tests.ack_rig import (
+    ACK_SECRET,
+    ALERTMANAGER_CONFIG,
+    ALICE,
+    BOB,
+    CAROL,
+    AckRig,
+    ack_config,
+    serve_rig,
+)
+from tests.alertmanager_process import Alertmanager, post_alert
+from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.helpers import metric
+from tests.redis_process import RedisServer
 
 SMS_HOOK = "/webhooks/twilio/sms"
 
@@ -325,3 +341,171 @@ def test_token_round_trip_and_tampering() -> None:
     for junk in ("", "abc", "a.b.c", f"{payload}.", f"{payload}.!!", "x" * 2000):
         with pytest.raises(tokens.TokenError):
             tokens.verify(junk, ACK_SECRET, 0)
+
+
+_SHORT = re.compile(r" (http://127\.0\.0\.1:\d+/a/([0-9A-Za-z]{10})) Reply ACK [0-9A-Z]{5}$")
+
+
+def _short_link(rig: AckRig, to: str = ALICE) -> str:
+    """The short acknowledgement link in the last SMS to `to`."""
+    text = rig.sms(to)[-1]
+    match = _SHORT.search(text)
+    assert match, text
+    return match.group(1)
+
+
+async def test_email_page_shows_what_it_acknowledges(rig: AckRig) -> None:
+    """The alert's name, its group labels and summary, read from Alertmanager while it fires."""
+    await rig.fire()
+    async with rig.session.get(_link(rig)) as r:
+        page = await r.text()
+    assert r.status == 200, page
+    assert "<p>DiskFull (service=db)</p>" in page, page
+    assert re.search(r"<p>disk full[^<]*</p>", page), page
+    assert "A critical alert page for alice" in page, page
+
+
+async def test_sms_short_link_get_confirms_and_only_post_acknowledges(rig: AckRig) -> None:
+    """The SMS's `/a/<id>` is the email link's page for the SMS's token: GET shows, POST acks."""
+    await rig.fire()
+    link = _short_link(rig)
+    assert len(rig.sms(ALICE)[-1]) <= 160
+    async with rig.session.get(link) as r:
+        page = await r.text()
+        assert r.status == 200, page
+        assert r.headers["Cache-Control"] == "no-store"
+    assert '<form method="post">' in page, page
+    assert "<p>DiskFull (service=db)</p>" in page, page
+    assert await rig.markers() == []  # a link preview's GET acknowledges nothing
+    async with rig.session.post(link) as r:
+        assert r.status == 200
+        assert "Acknowledged" in await r.text()
+    [marker] = await rig.markers()
+    labels = {m["name"]: m["value"] for m in marker["matchers"]}
+    assert (marker["createdBy"], labels["oncall_router_channel"]) == ("alice", "sms")
+    assert acks(rig, "sms") == 1
+    async with rig.session.post(link) as r:
+        assert "Already acknowledged" in await r.text()
+    # Held: bob's step (10 min) passes and nobody new is paged.
+    rig.clock.offset = timedelta(minutes=12)
+    await rig.fire()
+    assert not rig.sms(BOB)
+
+
+async def test_sms_short_link_works_on_another_replica(
+    alertmanager: Alertmanager,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    fake_twilio: FakeTwilio,
+    fake_sendgrid: FakeSendGrid,
+) -> None:
+    """Replica A sends the SMS; the person's browser reaches replica B, which finds the link in
+    the shared Redis and acknowledges."""
+    config = ack_config(tmp_path)
+    vendors = (fake_slack, fake_twilio, fake_sendgrid)
+    async with aiohttp.ClientSession() as session:
+        alertmanager.start(ALERTMANAGER_CONFIG)
+        with alertmanager.log_on_failure():
+            await alertmanager.ready(session)
+            async with (
+                serve_rig(
+                    config,
+                    alertmanager,
+                    session,
+                    *vendors,
+                    state_store=RedisStore(redis_server.url),
+                ) as a,
+                serve_rig(
+                    config,
+                    alertmanager,
+                    session,
+                    *vendors,
+                    state_store=RedisStore(redis_server.url),
+                ) as b,
+            ):
+                await a.fire()
+                link = _short_link(a)
+                on_b = b.url + "/a/" + link.rsplit("/", 1)[1]
+                async with session.get(on_b) as r:
+                    assert r.status == 200, await r.text()
+                async with session.post(on_b) as r:
+                    assert "Acknowledged" in await r.text()
+                [marker] = await b.markers()
+                assert marker["createdBy"] == "alice"
+                assert acks(b, "sms") == 1
+
+
+async def test_sms_short_link_unknown_made_up_or_of_another_channel(rig: AckRig) -> None:
+    """An id nobody kept, one shaped wrong, or one whose stored token is not its own: 404 with
+    a text that says what to do; nothing is acknowledged."""
+    await rig.fire()
+    link = _short_link(rig)
+    base = link.rsplit("/", 1)[0]
+    # A mapping the store holds but the id does not name (say, written by something else).
+    await rig.service.state.remember_link("Zz9yX8wV7u", link.rsplit("/", 1)[1], 60)
+    for path in ("Zz9yX8wV7u", "Ab3dEf9hIj", "short", "Ab3dEf9hIj0"):
+        for method in ("GET", "POST"):
+            async with rig.session.request(method, f"{base}/{path}") as r:
+                page = await r.text()
+                assert r.status == 404, page
+                assert "unknown or has expired" in page, page
+                assert "Reply ACK with the code" in page, page
+    assert refusals(rig, "sms", "unknownLink") == 8
+    assert await rig.markers() == []
+
+
+async def test_sms_short_link_expired(rig: AckRig) -> None:
+    """Past `links_valid_for` the store has forgotten the link: the refusal page."""
+    await rig.fire()
+    link = _short_link(rig)
+    # What the store does at the TTL, without waiting 12 hours.
+    store = rig.service.state.store
+    assert isinstance(store, MemoryStore)
+    store._values.clear()
+    async with rig.session.get(link) as r:
+        assert r.status == 404
+        assert "unknown or has expired" in await r.text()
+
+
+async def test_sms_short_link_while_the_store_is_down(
+    rig: AckRig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that cannot answer is a 503 "try again" page, never a 404 or a 500."""
+    await rig.fire()
+    link = _short_link(rig)
+    rig.service.state.local = MemoryStore()  # another replica: it never kept the link itself
+
+    async def down(_: str) -> str | None:
+        raise StoreError("ConnectionError: redis unreachable")
+
+    monkeypatch.setattr(rig.service.state.store, "link", down)
+    for method in ("GET", "POST"):
+        async with rig.session.request(method, link) as r:
+            page = await r.text()
+            assert r.status == 503, page
+            assert r.headers["Retry-After"] == "30"
+            assert "Try again" in page, page
+    assert refusals(rig, "sms", "storeUnavailable") == 2
+    assert metric(rig.service, "oncall_router_store_errors_total", {"op": "ack_link"}) == 2
+    assert await rig.markers() == []
+
+
+async def test_acknowledgement_paths_are_redacted_in_logs(
+    rig: AckRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused request logs its path; the token or link id in it never reaches the log."""
+    await rig.fire()
+    link = _short_link(rig)
+    email = _link(rig)
+    with caplog.at_level(logging.WARNING, logger="receiver.app"):
+        for url in (link, email):
+            async with rig.session.put(url) as r:
+                assert r.status == 405
+    formatter = JsonFormatter(Redactor())
+    lines = [formatter.format(r) for r in caplog.records if r.getMessage() == "request refused"]
+    assert len(lines) == 2
+    for line, url in zip(lines, (link, email), strict=True):
+        secret = url.rsplit("/", 1)[1]
+        assert secret not in line, line
+        assert '"path": "/' + url.split("/")[-2] + '/[REDACTED]"' in line, line

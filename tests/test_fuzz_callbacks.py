@@ -17,7 +17,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from receiver.ack import tokens
+from receiver.ack import short_links, tokens
 from receiver.config.settings import Settings
 from receiver.model import Channel, Severity
 from tests.fakes.slack import slack_signature
@@ -72,6 +72,7 @@ def token(channel: Channel, secret: str = ACK_SECRET, **changes: Any) -> str:
 VALID = token(Channel.SLACK)
 VALID_CALL = token(Channel.CALL)
 VALID_EMAIL = token(Channel.EMAIL)
+VALID_SMS = token(Channel.SMS)
 FORGED = token(Channel.SLACK, "not-our-secret")
 EXPIRED = token(Channel.EMAIL, expires=0)
 
@@ -187,13 +188,39 @@ def test_email_links_never_5xx(harness: Harness, text: str, method: str) -> None
     harness.post(path, b"", {}, method=method, allowed=ALLOWED)
 
 
+def kept_link(harness: Harness, text: str) -> str:
+    """The short link id of `text`, kept in the harness's store as the SMS's send would."""
+    link = short_links.link_id(text, ACK_SECRET)
+    harness.runner.run(harness.service.state.remember_link(link, text, 3600))
+    return link
+
+
+@fuzz_settings(200)
+@example(text=VALID_SMS, method="POST", kept=True)  # past the store, to Alertmanager: 503
+@example(text=VALID_SMS, method="GET", kept=True)  # the page, without what it is about
+@example(text=VALID_EMAIL, method="GET", kept=True)  # another channel's token: 403
+@example(text="Ab3dEf9hIj", method="GET", kept=False)  # shaped like an id, unknown: 404
+@given(text=token_texts, method=st.sampled_from(["GET", "POST", "PUT"]), kept=st.booleans())
+def test_short_links_never_5xx(harness: Harness, text: str, method: str, kept: bool) -> None:
+    link = kept_link(harness, text) if kept else text
+    path = f"/a/{quote(link, safe='') or 'x'}"
+    harness.post(path, b"", {}, method=method, allowed=ALLOWED)
+
+
 def test_the_fuzzing_reached_past_the_signatures(harness: Harness) -> None:
     """Runs last (file order): requests got through the vendor signatures into parsing, token
     checks and the store (the explicit examples above make sure of it), not only the first gate."""
     seen = {
         (channel.value, reason)
         for channel in Channel
-        for reason in ("malformed", "forged", "expired", "storeUnavailable", "notAcknowledged")
+        for reason in (
+            "malformed",
+            "forged",
+            "expired",
+            "storeUnavailable",
+            "notAcknowledged",
+            "unknownLink",
+        )
         if metric(
             harness.service,
             "oncall_router_acknowledgements_refused_total",
@@ -202,5 +229,6 @@ def test_the_fuzzing_reached_past_the_signatures(harness: Harness) -> None:
     }
     assert {("slack", "malformed"), ("slack", "forged"), ("slack", "storeUnavailable")} <= seen
     assert {("sms", "storeUnavailable"), ("sms", "notAcknowledged")} <= seen
+    assert {("sms", "forged"), ("sms", "unknownLink")} <= seen
     assert {("call", "forged"), ("call", "storeUnavailable"), ("call", "notAcknowledged")} <= seen
     assert {("email", "forged"), ("email", "expired"), ("email", "storeUnavailable")} <= seen

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from receiver.ack.short_links import link_id
 from receiver.channels.sendgrid import mail_body
 from receiver.channels.slack import build_message
 from receiver.channels.twilio_voice import twiml
@@ -48,6 +49,8 @@ ACK = AckRef(
     ".Qm9ndXNTaWduYXR1cmUxMjM0",
     "https://oncall.example.com",
 )
+# The SMS links to the same page by a short id (receiver.ack.short_links), as the service gives it.
+SMS_ACK = dataclasses.replace(ACK, short=link_id(ACK.token, "golden-ack-secret"))
 
 
 def _payload(name: str) -> Any:
@@ -113,7 +116,16 @@ CASES: dict[str, Case] = {
         lambda: _am(_payload("alertmanager-three-alerts.json")),
         paged_before=timedelta(minutes=20),
     ),
+    # Acknowledgement on where the SMS has less room: the short link still fits, or no link does.
+    "alertmanager-three-alerts-ack": Case(
+        lambda: _am(_payload("alertmanager-three-alerts.json")),
+        ack=True,
+        paged_before=timedelta(minutes=20),
+    ),
     "alertmanager-nine-days-old": Case(lambda: _am(_payload("alertmanager-nine-days-old.json"))),
+    "alertmanager-nine-days-old-ack": Case(
+        lambda: _am(_payload("alertmanager-nine-days-old.json")), ack=True
+    ),
     "sentry-event-alert-triggered": Case(
         lambda: _sentry("event_alert", fixture("sentry-event-alert-triggered.json"))
     ),
@@ -151,7 +163,8 @@ def planned(case: Case) -> dict[Channel, Notification]:
     for n in plan(CONFIG, group, NOW, memory=memory).notifications:
         if n.channel not in out or n.level >= out[n.channel].level:
             ack = case.ack and n.status is Status.FIRING  # as the service gives it
-            out[n.channel] = dataclasses.replace(n, ack=ACK) if ack else n
+            ref = SMS_ACK if n.channel is Channel.SMS else ACK
+            out[n.channel] = dataclasses.replace(n, ack=ref) if ack else n
     return out
 
 

@@ -33,8 +33,8 @@ from receiver.ack import tokens
 from receiver.config.settings import Settings
 from receiver.config.types import Config
 from receiver.model import Channel, Severity
-from receiver.web.app import create_app
 from receiver.web import server
+from receiver.web.app import create_app
 from receiver.web.server import ConnectionLimits, connection_cap, start
 from receiver.web.service import Service
 from tests.fakes.slack import slack_signature

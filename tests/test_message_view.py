@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from receiver.channels.sendgrid import thread_headers
+from receiver.config.load import load_config
 from receiver.messages import links, render, templates, view
 from receiver.model import Ack, AckRef, Channel, GroupMemory, Notification, Status
-from receiver.routing.plan import plan
+from receiver.routing.plan import plan, spell_of
 from receiver.sources import alertmanager
-from tests.helpers import NOW, fixture, shipped_config
+from tests.helpers import NOW, ROUTING, fixture, shipped_config
 
 CONFIG = shipped_config()
 TZ = CONFIG.timezone
@@ -236,3 +238,21 @@ def test_check_finds_an_unguarded_next_level() -> None:
     templates.check_template("{% if next_level %}{{ next_level.at }}{% endif %}", "sms")
     with pytest.raises(templates.TemplateError, match="resolved group"):
         templates.check_template("{{ next_level.at }}", "sms")
+
+
+def test_messages_of_one_group_share_a_view_equal_to_their_own() -> None:
+    """Every message of a fully escalated critical group: the shared view is the one it would
+    have had alone (recipient and acknowledgement its own)."""
+    config = load_config(ROUTING, {})
+    group = alertmanager.parse(fixture("alertmanager-firing-critical.json"))
+    start = min(a.starts_at for a in group.alerts)
+    memory = GroupMemory(spell_of(group, None), start)
+    result = plan(config, group, start + timedelta(hours=2, minutes=5), memory=memory)
+    tz = ZoneInfo("Europe/London")
+    assert len(result.notifications) == 13
+    for n in result.notifications:
+        for ack in (None, AckRef("ABCDE", "token-of-" + n.recipient.name, "https://x.example")):
+            one = dataclasses.replace(n, ack=ack)
+            assert view.of(one, tz) == view._of(one, tz, None)
+    names = {view.of(n, tz).recipient for n in result.notifications}
+    assert names == {n.recipient.name for n in result.notifications}

@@ -10,7 +10,7 @@ import pytest
 
 from receiver.model import GroupMemory, SlackRef
 from receiver.store.base import Claim, Store
-from receiver.store.failopen import FailOpen
+from receiver.store.failopen import FailOpen, Lookup
 from receiver.store.memory import MemoryStore
 from receiver.store.redis import RedisStore
 from tests.redis_process import RedisServer, redis_binary
@@ -143,6 +143,37 @@ async def test_what_a_page_call_said(stores: tuple[Store, Store]) -> None:
     await a.remember_page("short", record, 0.05)
     await asyncio.sleep(0.2)
     assert await b.page("short") is None
+
+
+async def test_a_short_acknowledgement_link(stores: tuple[Store, Store]) -> None:
+    """Kept by the replica that sent the SMS, found by the one the browser reaches; expires."""
+    a, b = stores
+    token = "eyJjaGFubmVsIjoic21zIn0.c2lnbmF0dXJl"
+    assert await b.link("Ab3dEf9hIj") is None
+    await a.remember_link("Ab3dEf9hIj", token, 60)
+    assert await b.link("Ab3dEf9hIj") == token
+    assert await b.link("ab3dEf9hIj") is None  # ids are case-sensitive
+    await a.remember_link("Zz9yX8wV7u", token, 0.05)
+    await asyncio.sleep(0.2)
+    assert await b.link("Zz9yX8wV7u") is None
+
+
+async def test_a_short_link_while_the_store_is_down(redis_server: RedisServer) -> None:
+    """Kept in this replica when the shared store fails, so it still answers its own links; a
+    link it does not hold is 'cannot say' (a 503 page), never 'unknown' (a 404)."""
+    errors: list[str] = []
+    store = FailOpen(RedisStore(redis_server.url), lambda op, _: errors.append(op), timeout=0.3)
+    try:
+        await store.remember_link("Kept1Kept1", "token-a", 60)
+        assert await store.link("Kept1Kept1") == Lookup("token-a")
+        assert await store.link("Never0Seen") == Lookup(None)
+        redis_server.stop()
+        await store.remember_link("Local1Only", "token-b", 60)
+        assert await store.link("Local1Only") == Lookup("token-b")
+        assert await store.link("Kept1Kept1") == Lookup(None, known=False)
+    finally:
+        await store.close()
+    assert errors == ["ack_link"] * 3
 
 
 async def test_a_password_in_the_url_works(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -192,10 +192,24 @@ def _page(
             level=max(n.level for n in result.notifications),
             severity=min((n.severity for n in result.notifications), key=lambda s: s.rank),
             started=start,
-            what=_title(group),
+            what=title(group),
         ),
         paged_at=start + timedelta(seconds=latest),
     )
+
+
+async def firing_group(service: Service, gid: str) -> AlertGroup | None:
+    """The firing group with this id, to show what a link acknowledges; None once it resolved,
+    or when Alertmanager cannot say (the page then says less, and still works)."""
+    store = service.store
+    if store is None:
+        return None
+    try:
+        groups = await store.groups()
+    except StoreError as e:
+        log.warning("cannot list alert groups for a confirmation page", extra={"detail": str(e)})
+        return None
+    return next((g for g in groups if service.group_id(g) == gid), None)
 
 
 def unavailable(what: str, e: StoreError) -> Refused:
@@ -204,6 +218,7 @@ def unavailable(what: str, e: StoreError) -> Refused:
     return Refused("storeUnavailable", "Alertmanager is unreachable; try again")
 
 
-def _title(group: AlertGroup) -> str:
+def title(group: AlertGroup) -> str:
+    """`DiskFull`, `A, B, C and 2 more`: the group's alert names."""
     names = sorted({a.name for a in group.alerts})
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

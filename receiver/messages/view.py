@@ -8,6 +8,7 @@ Text here is raw (as the alerts wrote it): each channel escapes it for its forma
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -174,10 +175,12 @@ class View:
 
     @property
     def short_links(self) -> tuple[str, ...]:
-        """Links for a text message, best first: the acknowledgement page (while firing), the
-        runbook, the Sentry page, Alertmanager's view of the group."""
+        """Links for a text message, best first: the acknowledgement page (while firing; the SMS's
+        short link to it when it has one), the runbook, the Sentry page, Alertmanager's view of
+        the group."""
+        ack = self.ack if self.is_firing else None
         found = [
-            self.ack.link if self.ack is not None and self.is_firing else "",
+            (ack.short_link or ack.link) if ack is not None else "",
             self.link_titled(links.RUNBOOK),
             self.sentry.link.url if self.sentry is not None and self.sentry.link else "",
             self.alertmanager,
@@ -209,7 +212,33 @@ def when_text(when: datetime, now: datetime) -> str:
 
 def of(n: Notification, tz: tzinfo, alertmanager_url: str | None = None) -> View:
     """The view of a notification's alerts in zone `tz`; `alertmanager_url` stands in for a
-    payload without `externalURL`."""
+    payload without `externalURL`.
+
+    The messages of one route's share of a group (every recipient, every channel, each message
+    several times) share one view: only the recipient and its acknowledgement differ. Rendering
+    was 29% of the router's CPU per webhook in `python -m bench` (py-spy); the 13 messages of a
+    fully escalated critical group of the shipped file take 1.0 ms sharing, 1.9 ms without
+    (median of 15 runs). tests/test_message_view.py checks a shared view equals its own."""
+    key = (id(n.alerts), id(n.paging), id(n.group), n.severity, n.route, tz, alertmanager_url)
+    found = _SHARED.get(key)
+    if found is None:
+        found = (n.alerts, n.paging, n.group, _of(n, tz, alertmanager_url))
+        if len(_SHARED) >= _SHARED_MAX:
+            del _SHARED[next(iter(_SHARED))]  # the oldest: a plan's messages render together
+        _SHARED[key] = found
+    shared = found[3]
+    if shared.ack is n.ack and shared.recipient == n.recipient.name:
+        return shared
+    return dataclasses.replace(shared, ack=n.ack, recipient=n.recipient.name)
+
+
+# Views by what they are computed from. The key holds ids; the entry holds the objects, so no
+# id is reused while its entry lives.
+_SHARED: dict[tuple[object, ...], tuple[object, object, object, View]] = {}
+_SHARED_MAX = 256
+
+
+def _of(n: Notification, tz: tzinfo, alertmanager_url: str | None) -> View:
     now = (n.paging.at if n.paging is not None else datetime.now(UTC)).astimezone(tz)
     ordered = sorted(n.alerts, key=lambda a: (a.status is not Status.FIRING, a.starts_at))
     current = n.firing or n.alerts

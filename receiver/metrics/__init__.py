@@ -54,6 +54,7 @@ STORE_OPS = (
     "pace",
     "slack_message",
     "page_record",  # what a page call said, kept for its second call (receiver.web.receipts)
+    "ack_link",  # the SMS's short acknowledgement link (receiver.web.ack_links)
 )
 # Final statuses the vendors report for a message (delivery receipts), per channel; anything
 # else a vendor says is counted as "other", so the label values stay bounded.
@@ -82,6 +83,7 @@ ACK_REFUSALS = (
     "malformed",  # not a token, or a payload we cannot read
     "unknownSender",  # an SMS or call from a number that is no one's
     "unknownGroup",  # no firing group has that code (resolved, or a typo)
+    "unknownLink",  # a short link the store does not know (expired, mistyped or made up)
     "notAcknowledged",  # a key other than 1, a machine answered, or an unreadable reply
     "storeUnavailable",  # Alertmanager could not be read or written
 )

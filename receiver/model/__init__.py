@@ -129,11 +129,21 @@ class AckRef:
     code: str  # the group's code for an `ACK <code>` SMS reply
     token: str  # signed and expiring: Slack button value, email link, call-back
     public_url: str  # where Twilio and browsers reach the router
+    # The SMS's short link to the same page (receiver.ack.short_links): its id and the SMS token
+    # it stands for. On an SMS, and on a call, whose SMS after two unanswered calls repeats the
+    # page's SMS; "" elsewhere.
+    short: str = ""
+    short_token: str = ""
 
     @property
     def link(self) -> str:
         """The email link: GET shows a confirmation page, only its POST acknowledges."""
         return f"{self.public_url}/ack/{self.token}"
+
+    @property
+    def short_link(self) -> str:
+        """The SMS's link to the same page, `/a/<id>`: short enough for one segment ("" if none)."""
+        return f"{self.public_url}/a/{self.short}" if self.short else ""
 
     @property
     def voice_action(self) -> str:

@@ -25,6 +25,15 @@ class Recall:
     known: bool = True
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A short link's token (None: unknown or expired); `known` is False when the store could
+    not say, which is no reason to tell a person their link is wrong."""
+
+    token: str | None
+    known: bool = True
+
+
 async def _value(value: T) -> T:
     return value
 
@@ -112,6 +121,21 @@ class FailOpen:
         # Kept here as well while the shared store fails, so this replica can still use it.
         call = self.store.page(key)
         return await self._call("page_record", call, lambda: self.local.page(key))
+
+    async def remember_link(self, link: str, token: str, ttl: float) -> None:
+        # Kept here as well while the shared store fails: this replica can still answer it.
+        call = self.store.remember_link(link, token, ttl)
+        await self._call("ack_link", call, lambda: self.local.remember_link(link, token, ttl))
+
+    async def link(self, link: str) -> Lookup:
+        return await self._call("ack_link", self._link(link), lambda: self._local_link(link))
+
+    async def _link(self, link: str) -> Lookup:
+        return Lookup(await self.store.link(link))
+
+    async def _local_link(self, link: str) -> Lookup:
+        token = await self.local.link(link)
+        return Lookup(token) if token is not None else Lookup(None, known=False)
 
     async def close(self) -> None:
         await self._call("settle", self.store.close(), lambda: _value(None))

@@ -118,5 +118,12 @@ class MemoryStore:
         record: str | None = self._get(f"page:{key}")
         return record
 
+    async def remember_link(self, link: str, token: str, ttl: float) -> None:
+        self._set(f"link:{link}", token, ttl)
+
+    async def link(self, link: str) -> str | None:
+        token: str | None = self._get(f"link:{link}")
+        return token
+
     async def close(self) -> None:
         self._values.clear()

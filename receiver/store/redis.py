@@ -243,5 +243,14 @@ class RedisStore:
             value = await self.client.get(f"{PREFIX}:page:{key}")
         return None if value is None else str(value)
 
+    async def remember_link(self, link: str, token: str, ttl: float) -> None:
+        async with _errors():
+            await self.client.set(f"{PREFIX}:link:{link}", token, px=_ms(ttl))
+
+    async def link(self, link: str) -> str | None:
+        async with _errors():
+            value = await self.client.get(f"{PREFIX}:link:{link}")
+        return None if value is None else str(value)
+
     async def close(self) -> None:
         await self.client.aclose()

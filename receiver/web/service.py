@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -15,19 +14,29 @@ import aiohttp
 from aiohttp import web
 
 from receiver.ack import tokens
+from receiver.ack.short_links import link_id
 from receiver.ack.store import AlertmanagerStore, StoreError, group_id, sms_code
 from receiver.channels.base import Sender
 from receiver.config.settings import Settings
 from receiver.config.types import Config
 from receiver.delivery.fanout import Deliverer, Outcome, Report
 from receiver.metrics import Metrics, OnCallCollector
-from receiver.model import Ack, AckRef, AlertGroup, Channel, GroupMemory, Source, Status
+from receiver.model import (
+    Ack,
+    AckRef,
+    AlertGroup,
+    Channel,
+    GroupMemory,
+    Notification,
+    Source,
+    Status,
+)
 from receiver.routing.plan import Plan, plan
 from receiver.routing.severity import group_severity
 from receiver.store.base import Store, group_key
 from receiver.store.failopen import FailOpen, Recall
 from receiver.store.memory import MemoryStore
-from receiver.web import receipts
+from receiver.web import ack_links, receipts
 from receiver.web.admission import Admission
 
 log = logging.getLogger("receiver.router")
@@ -74,11 +83,17 @@ class Service:
             self.config.delivery,
             self.state,
             wall_clock=self.clock,
-            before_send=functools.partial(receipts.keep_page, self),
+            before_send=self._before_send,
         )
         self.admission = Admission(self.config.delivery.max_in_flight, self.metrics)
         self.metrics.precreate_people(self.config.people)
         self.metrics.registry.register(OnCallCollector(lambda: self.config, self.clock))
+
+    async def _before_send(self, n: Notification) -> None:
+        """What other replicas may need of a message once it is out: what a page call said (for
+        its second call), the SMS's short acknowledgement link."""
+        await receipts.keep_page(self, n)
+        await ack_links.keep_link(self, n)
 
     def swap(self, config: Config) -> None:
         """Use a new routing file from the next request on; requests in flight keep theirs."""
@@ -185,7 +200,17 @@ class Service:
                     to=n.recipient.name,
                     channel=n.channel,
                 )
-                ref = AckRef(code, tokens.sign(token, secret), public_url)
+                signed = tokens.sign(token, secret)
+                ref = AckRef(code, signed, public_url)
+                if n.channel in (Channel.SMS, Channel.CALL):
+                    # An SMS has no room for a signed token: it links to the SMS's token by a short
+                    # id, which the store maps back (ack_links.keep_link, before the send). A call
+                    # carries the same, for the SMS that follows two unanswered calls.
+                    sms = dataclasses.replace(token, channel=Channel.SMS)
+                    short_token = signed if n.channel is Channel.SMS else tokens.sign(sms, secret)
+                    ref = AckRef(
+                        code, signed, public_url, link_id(short_token, secret), short_token
+                    )
                 n = dataclasses.replace(n, ack=ref)
             notifications.append(n)
         return dataclasses.replace(result, notifications=tuple(notifications))
