@@ -149,6 +149,25 @@ def test_example_output_is_real(workdir: Path, example: Example) -> None:
     assert matches(example.expected, actual), diff
 
 
+ROUTING_FILE = section("The routing file")
+
+
+def test_the_routing_file_section_shows_teams_at_work() -> None:
+    assert any("examples/company.yaml" in e.command for e in examples(ROUTING_FILE))
+
+
+@pytest.mark.parametrize("example", examples(ROUTING_FILE), ids=lambda e: e.command)
+def test_routing_file_example_output_is_real(
+    example: Example, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The examples of "The routing file" (teams), run on the repository's own files."""
+    monkeypatch.chdir(ROOT)
+    code, actual = run(example.command)
+    assert code == 0, actual
+    diff = "\n".join(difflib.unified_diff(example.expected, actual, "README", "real", lineterm=""))
+    assert matches(example.expected, actual), diff
+
+
 @pytest.mark.parametrize(
     ("expected", "actual", "ok"),
     [
