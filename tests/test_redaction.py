@@ -96,6 +96,25 @@ def test_response_urls_are_redacted_by_their_shape() -> None:
         assert "/actions/[REDACTED]" in redacted, redacted
 
 
+def test_call_back_tokens_in_query_strings_are_redacted() -> None:
+    """The key press's and the receipts' call-back URLs carry a signed token as `?token=`; a
+    vendor echoing the URL (Twilio's error bodies do) must not put it in a log line."""
+    redact = Redactor()
+    for text, kept in (
+        (
+            "Url https://oncall.example.com/webhooks/twilio/voice?token=eyJh.c2ln-_Z9 is bad",
+            "voice?",
+        ),
+        ("StatusCallback=https%3A%2F%2Fx%2Fwebhooks%2Ftwilio%2Fstatus%3Ftoken%3DabcDEF", "status"),
+        ("/webhooks/twilio/status?a=1&token=eyJhbGci.sig%3D%3D&b=2", "&b=2"),
+    ):
+        redacted = redact(text)
+        assert "eyJh" not in redacted, redacted
+        assert "abcDEF" not in redacted, redacted
+        assert kept in redacted, redacted
+    assert redact("the token=field is not a URL") == "the token=field is not a URL"
+
+
 @pytest.mark.parametrize(
     ("text", "masked"),
     [

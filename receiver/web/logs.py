@@ -34,13 +34,15 @@ _SEP = r"(?:\\*/|%2[Ff])"
 _ACK_PATH = re.compile(
     rf"({_SEP}ack{_SEP})[A-Za-z0-9_.=-]+"
     rf"|({_SEP}a{_SEP})[0-9A-Za-z]{{{ID_LENGTH}}}(?![A-Za-z0-9_.=-])"
+    # The key press's and the delivery receipts' call-back URLs carry theirs as `?token=`.
+    r"|((?:[?&]|%3[Ff]|%26)token(?:=|%3[Dd]))[A-Za-z0-9_.-]+(?:%3[Dd])*"
 )
 
 
 def redact_ack_paths(text: str) -> str:
-    """The token or link id of every acknowledgement page path, by its shape."""
-    if "/" in text or "%2" in text:
-        text = _ACK_PATH.sub(lambda m: f"{m[1] or m[2]}{REDACTED}", text)
+    """The token or link id of every acknowledgement page path and call-back URL, by its shape."""
+    if "/" in text or "%2" in text or "token=" in text:
+        text = _ACK_PATH.sub(lambda m: f"{m[1] or m[2] or m[3]}{REDACTED}", text)
     return text
 
 
