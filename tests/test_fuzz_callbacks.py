@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from receiver.ack import short_links, tokens
 from receiver.config.settings import Settings
+from receiver.delivery import receipt_tokens
 from receiver.model import Channel, Severity
 from tests.fakes.slack import slack_signature
 from tests.helpers import dry_run_router, metric
@@ -207,6 +208,46 @@ def test_short_links_never_5xx(harness: Harness, text: str, method: str, kept: b
     harness.post(path, b"", {}, method=method, allowed=ALLOWED)
 
 
+def receipt(channel: Channel, secret: str = ACK_SECRET, **changes: Any) -> str:
+    fields: dict[str, Any] = {
+        "group": "0123456789abcdef",
+        "spell": "2026-03-16T09:00:00+00:00",
+        "person": "alice",
+        "channel": channel,
+        "level": 0,
+        "attempt": 1 if channel is Channel.CALL else 0,
+        "expires": int(time.time()) + 3600,
+        **changes,
+    }
+    return receipt_tokens.sign(receipt_tokens.ReceiptToken(**fields), secret)
+
+
+STATUSES = ["completed", "no-answer", "busy", "failed", "canceled", "ringing", "delivered"]
+STATUSES += ["undelivered", "sent", "queued", "in-progress"]
+
+
+@fuzz_settings(300)
+@example(text=receipt(Channel.CALL), status="no-answer", answered_by="", extra={})
+@example(text=receipt(Channel.SMS), status="undelivered", answered_by="", extra={})
+@example(text=VALID_CALL, status="completed", answered_by="human", extra={})  # an ack token
+@given(
+    text=token_texts
+    | st.builds(receipt, st.sampled_from(list(Channel)), st.sampled_from([ACK_SECRET, "x"])),
+    status=st.sampled_from(STATUSES) | texts,
+    answered_by=st.sampled_from(["", "human", "machine_start", "fax"]) | texts,
+    extra=st.dictionaries(texts, texts, max_size=3),
+)
+def test_signed_status_call_backs_never_5xx(
+    harness: Harness, text: str, status: str, answered_by: str, extra: dict[str, str]
+) -> None:
+    """Twilio's status call-backs, correctly signed, with any token, status and fields."""
+    params = {**extra, "CallSid": "CA" + "0" * 32, "MessageSid": "SM" + "0" * 32}
+    params |= {"CallStatus": status, "MessageStatus": status, "To": ALICE}
+    if answered_by:
+        params["AnsweredBy"] = answered_by
+    twilio_post(harness, f"/webhooks/twilio/status?token={quote(text, safe='')}", params)
+
+
 def test_the_fuzzing_reached_past_the_signatures(harness: Harness) -> None:
     """Runs last (file order): requests got through the vendor signatures into parsing, token
     checks and the store (the explicit examples above make sure of it), not only the first gate."""
@@ -232,3 +273,7 @@ def test_the_fuzzing_reached_past_the_signatures(harness: Harness) -> None:
     assert {("sms", "forged"), ("sms", "unknownLink")} <= seen
     assert {("call", "forged"), ("call", "storeUnavailable"), ("call", "notAcknowledged")} <= seen
     assert {("email", "forged"), ("email", "expired"), ("email", "storeUnavailable")} <= seen
+    # Status call-backs got past the signature and the token, into counting.
+    for channel, status in (("call", "no-answer"), ("sms", "undelivered")):
+        labels = {"channel": channel, "status": status}
+        assert metric(harness.service, "oncall_router_vendor_status_total", labels) >= 1, labels
