@@ -6,6 +6,8 @@ request goes through signature checks, parsing and token checks and then is refu
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import example, given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
@@ -246,6 +250,78 @@ def test_signed_status_call_backs_never_5xx(
     if answered_by:
         params["AnsweredBy"] = answered_by
     twilio_post(harness, f"/webhooks/twilio/status?token={quote(text, safe='')}", params)
+
+
+# SendGrid's Event Webhook key pair (ECDSA P-256); the router holds the public half.
+SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
+SENDGRID_PUBLIC = base64.b64encode(
+    SENDGRID_KEY.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+).decode()
+
+
+@pytest.fixture(scope="module")
+def email_harness() -> Iterator[Harness]:
+    settings = dataclasses.replace(SETTINGS, sendgrid_webhook_public_key=SENDGRID_PUBLIC)
+    service, out = dry_run_router(fuzz_config(), settings)
+    h = Harness(service, out)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def sendgrid_event(kind: str, token: str) -> dict[str, Any]:
+    return {
+        "email": "alice@example.com",
+        "event": kind,
+        "sg_event_id": f"ev-{kind}-{token[:8]}",
+        "sg_message_id": "msg.1",
+        "timestamp": int(time.time()),
+        "notification_key": "k1",
+        "receipt": token,
+    }
+
+
+EVENT_HOT = frozenset({"event", "type", "receipt", "notification_key", "sg_event_id", "reason"})
+
+
+@fuzz_settings(200)
+@example(body=json.dumps([sendgrid_event("bounce", receipt(Channel.EMAIL))]).encode())
+@example(body=json.dumps([sendgrid_event("delivered", VALID_EMAIL)]).encode())
+@given(
+    body=st.one_of(
+        st.builds(
+            lambda events: json.dumps(events).encode(),
+            st.lists(
+                st.builds(
+                    sendgrid_event,
+                    st.sampled_from(["bounce", "dropped", "delivered", "deferred", "open"]),
+                    token_texts | st.builds(receipt, st.sampled_from(list(Channel))),
+                ).flatmap(lambda e: mutated(e, EVENT_HOT)),
+                max_size=4,
+            ),
+        ),
+        st.builds(lambda doc: json.dumps(doc).encode(), json_values),
+        st.binary(max_size=1024),
+    )
+)
+def test_signed_sendgrid_events_never_5xx(email_harness: Harness, body: bytes) -> None:
+    """SendGrid's Event Webhook, correctly signed, whatever the batch holds."""
+    ts = str(int(time.time()))
+    signed = SENDGRID_KEY.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signed).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": ts,
+    }
+    email_harness.post("/webhooks/sendgrid/events", body, headers, allowed=ALLOWED)
+
+
+def test_sendgrid_fuzzing_reached_the_counting(email_harness: Harness) -> None:
+    labels = {"channel": "email", "status": "bounce"}
+    assert metric(email_harness.service, "oncall_router_vendor_status_total", labels) >= 1
 
 
 def test_the_fuzzing_reached_past_the_signatures(harness: Harness) -> None:
