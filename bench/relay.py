@@ -132,7 +132,7 @@ async def healthy(request: web.Request) -> web.Response:
 
 async def client_session(app: web.Application) -> AsyncIterator[None]:
     # The router's connector settings, so pooling is not where the two differ.
-    connector = aiohttp.TCPConnector(limit=200, limit_per_host=50)
+    connector = aiohttp.TCPConnector(limit=256, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         app[SESSION] = session
         yield
