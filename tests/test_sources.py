@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from receiver.config.types import Config
 from receiver.model import AlertGroup, Link, Source, Status
 from receiver.sources import PayloadError, alertmanager, sentry
 from tests.helpers import fixture, shipped_config
+from tests.test_fuzz import almost_valid_alertmanager, valid_alertmanager
 
 # The three Sentry payloads for issue 5871234409 must dedupe together: one fingerprint.
 SENTRY_ISSUE_FINGERPRINT = "b2a88e1685544a59"
@@ -732,3 +735,85 @@ def test_unpaired_surrogate_is_not_a_crash(
         group = _parse_refuses_cleanly(resource, body, issue_actions)
     if group is not None:
         assert group.alerts[0].fingerprint.encode()
+
+
+# --- The typed way in (msgspec) and the long way agree ------------------------------------------
+
+ALERTMANAGER_FIXTURES = (
+    "alertmanager-firing-critical.json",
+    "alertmanager-mixed-truncated.json",
+    "alertmanager-resolved.json",
+)
+
+
+def _both_ways(raw: bytes) -> tuple[AlertGroup | str | None, AlertGroup | str]:
+    """What `decode` and `parse` make of one body: a group, a PayloadError's text, or (for
+    `decode` only) None when it leaves the body to `parse`."""
+    try:
+        fast: AlertGroup | str | None = alertmanager.decode(raw)
+    except PayloadError as e:
+        fast = str(e)
+    try:
+        slow: AlertGroup | str = alertmanager.parse(json.loads(raw))
+    except PayloadError as e:
+        slow = str(e)
+    return fast, slow
+
+
+@pytest.mark.parametrize("name", ALERTMANAGER_FIXTURES)
+def test_fixtures_take_the_typed_way_and_agree(name: str) -> None:
+    raw = json.dumps(fixture(name)).encode()
+    fast, slow = _both_ways(raw)
+    assert isinstance(fast, AlertGroup)
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"alerts": [{"status": "firing", "labels": {"n": 1}, "startsAt": "%s"}]}', "number"),
+        (
+            b'{"alerts": [{"status": "firing", "labels": {"a": "\\ud800"}, "startsAt": "%s"}]}',
+            "lone",
+        ),
+        (
+            b'{"alerts": [{"status": "firing", "labels": {"a": "b"}, "annotations": null, '
+            b'"startsAt": "%s"}]}',
+            "null",
+        ),
+        (
+            b'{"version": 4, "alerts": [{"status": "firing", "labels": {"a": "b"}, '
+            b'"startsAt": "%s"}]}',
+            "number version",
+        ),
+    ],
+)
+def test_what_the_typed_way_refuses_the_long_way_reads(body: bytes, why: str) -> None:
+    raw = body.replace(b"%s", b"2026-03-07T12:42:00Z")
+    fast, slow = _both_ways(raw)
+    assert fast is None, why
+    assert isinstance(slow, AlertGroup), why
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=valid_alertmanager | almost_valid_alertmanager())
+def test_typed_and_long_way_agree(payload: Any) -> None:
+    """Every body either goes the typed way to the same group (or the same refusal) as the long
+    way, or is left to the long way."""
+    fast, slow = _both_ways(json.dumps(payload).encode())
+    if fast is not None:
+        assert fast == slow
+
+
+def test_a_storm_of_well_formed_alerts_takes_the_typed_way() -> None:
+    """The typed way is the one a large group takes (what it is for), with every alert kept."""
+    template = fixture("alertmanager-firing-critical.json")
+    alerts = [
+        {**template["alerts"][0], "fingerprint": f"{i:016x}", "labels": {"pod": f"p{i}", "x": "y"}}
+        for i in range(2000)
+    ]
+    raw = json.dumps({**template, "alerts": alerts}).encode()
+    fast, slow = _both_ways(raw)
+    assert isinstance(fast, AlertGroup)
+    assert len(fast.alerts) == 2000
+    assert fast == slow

@@ -244,7 +244,7 @@ async def _read_body(request: web.Request, service: Service) -> bytes:
 
 
 def _parse(raw: bytes) -> AlertGroup:
-    return alertmanager.parse(_decode(raw))
+    return alertmanager.decode(raw) or alertmanager.parse(_decode(raw))
 
 
 def _decode(raw: bytes) -> Any:
