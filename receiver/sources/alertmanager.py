@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -19,6 +21,7 @@ from receiver.model import Alert, AlertGroup, Link, Source, Status
 from receiver.sources import PayloadError, obj, str_map, text, timestamp
 
 _ZERO_TIME_PREFIX = "0001-01-01"
+_STATUS = {status.value: status for status in Status}
 # The Alertmanager receiver `oncall-router alertmanager-config` sends our alerts through.
 RECEIVER = "oncall-router"
 
@@ -51,23 +54,25 @@ _DECODER = msgspec.json.Decoder(_Webhook)
 def decode(raw: bytes) -> AlertGroup | None:
     """The group of a well-formed webhook body; None when its shape is not exactly Alertmanager's
     (then `parse` of the decoded JSON reads it or says what is wrong). The 5,000-alert group of
-    `python -m bench` decodes and parses in 37 ms this way, in 86 ms the long way (in the process,
-    median of 6)."""
+    `python -m bench` decodes and parses in 27 ms this way, in 73 ms the long way (in the process,
+    median of 7)."""
     try:
         hook = _DECODER.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     _check_version(hook.version)
+    shared = _Shared()
     alerts = tuple(
         _alert_of(
             f"alerts[{i}]",
             a.status,
             a.labels,
             a.annotations,
-            timestamp(a.startsAt, f"alerts[{i}].startsAt"),
+            _time(a.startsAt, f"alerts[{i}].startsAt", shared),
             a.endsAt,
             a.fingerprint,
             a.generatorURL,
+            shared,
         )
         for i, a in enumerate(hook.alerts)
     )
@@ -90,8 +95,9 @@ def parse(body: Any) -> AlertGroup:
     raw_alerts = payload.get("alerts")
     if not isinstance(raw_alerts, list):
         raise PayloadError("alerts must be a list")
+    shared = _Shared()
     return _group_of(
-        alerts=tuple(_alert(a, f"alerts[{i}]") for i, a in enumerate(raw_alerts)),
+        alerts=tuple(_alert(a, f"alerts[{i}]", shared) for i, a in enumerate(raw_alerts)),
         truncated=payload.get("truncatedAlerts", 0),
         group_key=text(payload.get("groupKey"), "groupKey", default=""),
         group_labels=str_map(payload.get("groupLabels"), "groupLabels"),
@@ -149,8 +155,9 @@ def api_group(body: Any) -> AlertGroup:
     if not isinstance(raw_alerts, list) or not raw_alerts:
         raise PayloadError("group.alerts must be a non-empty list")
     # The API lists alerts that have not ended: firing, whatever their silence state.
+    shared = _Shared()
     alerts = tuple(
-        _alert({**obj(a, f"group.alerts[{i}]"), "status": "firing"}, f"group.alerts[{i}]")
+        _alert({**obj(a, f"group.alerts[{i}]"), "status": "firing"}, f"group.alerts[{i}]", shared)
         for i, a in enumerate(raw_alerts)
     )
     return AlertGroup(
@@ -163,18 +170,39 @@ def api_group(body: Any) -> AlertGroup:
     )
 
 
-def _alert(value: Any, where: str) -> Alert:
+def _alert(value: Any, where: str, shared: _Shared) -> Alert:
     raw = obj(value, where)
     return _alert_of(
         where,
         text(raw.get("status"), f"{where}.status"),
         str_map(raw.get("labels"), f"{where}.labels"),
         str_map(raw.get("annotations"), f"{where}.annotations"),
-        timestamp(raw.get("startsAt"), f"{where}.startsAt"),
+        _time(raw.get("startsAt"), f"{where}.startsAt", shared),
         text(raw.get("endsAt"), f"{where}.endsAt", default=""),
         text(raw.get("fingerprint"), f"{where}.fingerprint", default=""),
         text(raw.get("generatorURL"), f"{where}.generatorURL", default=""),
+        shared,
     )
+
+
+@dataclass
+class _Shared:
+    """What a webhook's alerts share, made once: a storm's thousands of alerts have a few
+    start times and links between them. The 5,000-alert group of `python -m bench` parses in
+    24 ms with this, 39 ms without (in the process, median of 6)."""
+
+    times: dict[str, datetime] = field(default_factory=dict)
+    links: dict[tuple[str, str], tuple[Link, ...]] = field(default_factory=dict)
+
+
+def _time(value: Any, where: str, shared: _Shared) -> datetime:
+    """`timestamp`, once per distinct text in a webhook."""
+    if type(value) is not str:
+        return timestamp(value, where)
+    found = shared.times.get(value)
+    if found is None:
+        found = shared.times[value] = timestamp(value, where)
+    return found
 
 
 def _alert_of(
@@ -182,26 +210,29 @@ def _alert_of(
     status_text: str,
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
-    starts_at: Any,
+    starts_at: datetime,
     ends_raw: str,
     fingerprint: str,
     generator: str,
+    shared: _Shared,
 ) -> Alert:
-    try:
-        status = Status(status_text)
-    except ValueError:
-        raise PayloadError(f"{where}.status must be firing or resolved") from None
+    status = _STATUS.get(status_text)
+    if status is None:
+        raise PayloadError(f"{where}.status must be firing or resolved")
     if not labels:
         raise PayloadError(f"{where}.labels is empty")
     ends_at = None
     if ends_raw and not ends_raw.startswith(_ZERO_TIME_PREFIX):
-        ends_at = timestamp(ends_raw, f"{where}.endsAt")
-    links = []
-    if generator.startswith(("http://", "https://")):
-        links.append(Link("Source", generator))
+        ends_at = _time(ends_raw, f"{where}.endsAt", shared)
     runbook = annotations.get("runbook_url", "")
-    if runbook.startswith(("http://", "https://")):
-        links.append(Link("Runbook", runbook))
+    links = shared.links.get((generator, runbook))
+    if links is None:
+        found = []
+        if generator.startswith(("http://", "https://")):
+            found.append(Link("Source", generator))
+        if runbook.startswith(("http://", "https://")):
+            found.append(Link("Runbook", runbook))
+        links = shared.links[generator, runbook] = tuple(found)
     return Alert(
         source=Source.ALERTMANAGER,
         status=status,
@@ -210,7 +241,7 @@ def _alert_of(
         starts_at=starts_at,
         ends_at=ends_at,
         fingerprint=fingerprint or _fingerprint(labels),
-        links=tuple(links),
+        links=links,
     )
 
 
