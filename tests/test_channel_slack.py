@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from receiver.channels.base import json_body
 from receiver.channels.slack import SlackSender, build_message, silence_url
 from receiver.config.settings import Settings
 from receiver.config.types import Config, Delivery, SlackDestination
@@ -247,3 +249,16 @@ async def test_webhook_url_never_leaks(
     assert refused.reason == "connectionError"
     assert "secretpart" not in caplog.text
     assert BOT_TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"text": 'Ünïcödé 🚨 <!channel> & "quotes"', "blocks": [{"n": 1, "ok": True, "x": None}]},
+        {"text": "a lone \ud800 surrogate"},  # UTF-8 cannot carry it: the json module's escape
+    ],
+)
+def test_vendor_bodies_are_the_same_json_either_way(value: dict[str, object]) -> None:
+    body = json_body(value)
+    assert json.loads(body) == value
+    assert body.decode("utf-8")  # always valid UTF-8 on the wire

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
-from receiver.channels.base import DeliveryError, reason_for_status, short
+from receiver.channels.base import JSON_HEADERS, DeliveryError, json_body, reason_for_status, short
 from receiver.config.settings import Settings
 from receiver.messages import escape, links, render, templates, view
 from receiver.model import Notification, Severity, Status
@@ -48,7 +48,11 @@ class EmailSender:
         self._key = settings.sendgrid_api_key
         self._from = settings.sendgrid_from
         self._secrets = (self._key,) if self._key else ()
-        self._headers = {"Authorization": f"Bearer {self._key}", "Accept": "application/json"}
+        self._headers = {
+            "Authorization": f"Bearer {self._key}",
+            "Accept": "application/json",
+            **JSON_HEADERS,
+        }
 
     async def send(self, n: Notification) -> None:
         if not self._key or not self._from:
@@ -60,7 +64,7 @@ class EmailSender:
         try:
             async with self._session.post(
                 self._url,
-                json=mail_body(n, n.timezone or self._tz, self._from),
+                data=json_body(mail_body(n, n.timezone or self._tz, self._from)),
                 headers=self._headers,
                 timeout=_NO_TIMEOUT,
                 allow_redirects=False,  # a redirected POST would be replayed as a GET

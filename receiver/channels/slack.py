@@ -14,7 +14,14 @@ from typing import Any
 
 import aiohttp
 
-from receiver.channels.base import DeliveryError, reason_for_status, retry_after, short
+from receiver.channels.base import (
+    JSON_HEADERS,
+    DeliveryError,
+    json_body,
+    reason_for_status,
+    retry_after,
+    short,
+)
 from receiver.config.settings import Settings
 from receiver.config.types import Acknowledgement, SlackDestination
 from receiver.messages import escape, links, render, templates, view
@@ -123,7 +130,9 @@ class SlackSender:
 
     async def _webhook(self, url: str, message: dict[str, Any]) -> None:
         try:
-            async with self.session.post(url, json=message) as response:
+            async with self.session.post(
+                url, data=json_body(message), headers=JSON_HEADERS
+            ) as response:
                 # Whole: `_http_error` redacts before it cuts (the URL is the secret, and an
                 # error page may quote it).
                 body = await response.text()
@@ -149,9 +158,7 @@ class SlackSender:
         }
         url = f"{self.settings.slack_api_url}/{method}"
         try:
-            async with self.session.post(
-                url, data=json.dumps(payload), headers=headers
-            ) as response:
+            async with self.session.post(url, data=json_body(payload), headers=headers) as response:
                 text = await response.text()
                 if response.status != 200:
                     raise _http_error(response.status, _api_error(text), response.headers, (token,))

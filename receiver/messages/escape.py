@@ -90,7 +90,9 @@ def web_url(url: str) -> str | None:
     (`https://good.example@evil.example/` reads as the wrong host); raw whitespace or control
     characters (text glued to a URL, as in `…/a>*<!channel>* <https://evil.example|Reset…`).
     """
-    if not url or any(c.isspace() or not c.isprintable() for c in url):
+    # Every whitespace character but the space is unprintable too: two scans in C, not one in
+    # Python (1% of the router's CPU per webhook in `python -m bench`, py-spy).
+    if not url or not url.isprintable() or " " in url:
         return None
     try:
         parts = urlsplit(url)

@@ -200,14 +200,20 @@ def duration(seconds: float) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def when_text(when: datetime, now: datetime) -> str:
     """`09:12 GMT` on `now`'s day, else `Sat 7 Mar 09:12 GMT` (`Sat 7 Mar 2025 ...` another year);
     `when` and `now` in the same zone."""
-    clock = f"{when:%H:%M} {when.tzname()}"
+    # Attributes, not strftime: ~4 times faster (3 of these per message), and no locale.
+    clock = f"{when.hour:02d}:{when.minute:02d} {when.tzname()}"
     if when.date() == now.date():
         return clock
     year = f" {when.year}" if when.year != now.year else ""
-    return f"{when:%a} {when.day} {when:%b}{year} {clock}"
+    day, month = _DAYS[when.weekday()], _MONTHS[when.month - 1]
+    return f"{day} {when.day} {month}{year} {clock}"
 
 
 def of(n: Notification, tz: tzinfo, alertmanager_url: str | None = None) -> View:
