@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+import aiohttp
 import msgspec
 
 from receiver.model import Notification, SlackRef
@@ -50,6 +51,9 @@ class Sender(Protocol):
     async def send(self, notification: Notification) -> SlackRef | None: ...
 
 
+# The Deliverer bounds every attempt with asyncio.timeout; aiohttp's own 5-minute default (or a
+# session-wide one) must not cut in first with a different error, nor cost a second timer.
+NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 # A vendor body as JSON bytes, with its Content-Type.
 JSON_HEADERS = {"Content-Type": "application/json"}
 

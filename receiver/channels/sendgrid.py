@@ -21,7 +21,14 @@ from typing import Any
 import aiohttp
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
-from receiver.channels.base import JSON_HEADERS, DeliveryError, json_body, reason_for_status, short
+from receiver.channels.base import (
+    JSON_HEADERS,
+    NO_TIMEOUT,
+    DeliveryError,
+    json_body,
+    reason_for_status,
+    short,
+)
 from receiver.config.settings import Settings
 from receiver.messages import escape, links, render, templates, view
 from receiver.model import Notification, Severity, Status
@@ -35,8 +42,6 @@ CELL_LIMIT = 500  # one annotation must not turn a notice into a novel
 # ~30 MB and aiohttp's 1 MiB "large body" warning.
 TEXT_LIMIT = 100_000
 
-# The Deliverer bounds every attempt with asyncio.timeout; aiohttp's default must not cut in.
-_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 _TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
 
@@ -66,7 +71,7 @@ class EmailSender:
                 self._url,
                 data=json_body(mail_body(n, n.timezone or self._tz, self._from)),
                 headers=self._headers,
-                timeout=_NO_TIMEOUT,
+                timeout=NO_TIMEOUT,
                 allow_redirects=False,  # a redirected POST would be replayed as a GET
             ) as response:
                 body = await response.read()

@@ -16,6 +16,7 @@ import aiohttp
 
 from receiver.channels.base import (
     JSON_HEADERS,
+    NO_TIMEOUT,
     DeliveryError,
     json_body,
     reason_for_status,
@@ -131,7 +132,7 @@ class SlackSender:
     async def _webhook(self, url: str, message: dict[str, Any]) -> None:
         try:
             async with self.session.post(
-                url, data=json_body(message), headers=JSON_HEADERS
+                url, data=json_body(message), headers=JSON_HEADERS, timeout=NO_TIMEOUT
             ) as response:
                 # Whole: `_http_error` redacts before it cuts (the URL is the secret, and an
                 # error page may quote it).

@@ -15,7 +15,13 @@ from typing import Any
 import aiohttp
 from aiohttp.payload import BytesPayload
 
-from receiver.channels.base import DeliveryError, reason_for_status, retry_after, short
+from receiver.channels.base import (
+    NO_TIMEOUT,
+    DeliveryError,
+    reason_for_status,
+    retry_after,
+    short,
+)
 from receiver.config.settings import Settings
 
 API_VERSION = "2010-04-01"
@@ -24,9 +30,6 @@ API_VERSION = "2010-04-01"
 TOO_MANY_REQUESTS = 20429  # "never processed and is always safe to retry"
 AUTHENTICATE = 20003
 
-# The Deliverer bounds every attempt with asyncio.timeout; aiohttp's own 5-minute default
-# (or a session-wide one) must not cut in first with a different error.
-NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
 # The vendor dropped or garbled the connection: the request may never have arrived.
 TRANSPORT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
