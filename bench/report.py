@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench import bars
-from bench.phases import RATIO, UVLOOP_GAIN, BurstReport, Soak
+from bench.phases import FAST_ROUTER_PLAIN_RELAY, RATIO, UVLOOP_GAIN, BurstReport, Soak
 from bench.services import STACKS, Service
 from bench.stats import Figures, second_half_growth
 
@@ -37,8 +37,9 @@ def throughput(figures: Figures, services: Sequence[Service]) -> list[str]:
             f"  {router} / {relay}: {ratio.text('.3f')}  {figures.load(RATIO, stack.name)}  "
             f"{bar.check(ratio.median)}"
         )
-    gain = figures.spread(UVLOOP_GAIN, "req/s")
-    lines.append(f"  {UVLOOP_GAIN}: {gain.text('.3f')}  {figures.load(UVLOOP_GAIN, 'req/s')}")
+    for name in (UVLOOP_GAIN, FAST_ROUTER_PLAIN_RELAY):
+        ratio = figures.spread(name, "req/s")
+        lines.append(f"  {name}: {ratio.text('.3f')}  {figures.load(name, 'req/s')}")
     return lines
 
 
