@@ -492,6 +492,13 @@ async def test_a_burst_of_new_connections_is_answered_not_cut() -> None:
     assert [a.status for a in answers] == [200] * cap, answers
 
 
+def test_a_connection_over_the_cap_is_answered_on_uvloop_too() -> None:
+    """uvloop's transports do not derive from asyncio.Transport: the 503 is written all the
+    same (an assertion on the type once dropped such connections unanswered in a burst)."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(test_a_burst_of_new_connections_is_answered_not_cut())
+
+
 async def test_with_every_connection_busy_a_newcomer_gets_503_json() -> None:
     """Every slot busy with a slow body: a newcomer gets 503 JSON at once, a webhook 200 after."""
     limits = ConnectionLimits(max_connections=2, body_timeout=1.0)

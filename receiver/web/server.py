@@ -23,7 +23,7 @@ import os
 import resource
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
@@ -152,8 +152,8 @@ class _Connection(web.RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._guard.admit(self):
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_BUSY_RESPONSE)
+            # A stream transport (uvloop's do not derive from asyncio.Transport).
+            cast(asyncio.WriteTransport, transport).write(_BUSY_RESPONSE)
             transport.close()  # after the write; aiohttp never sees this connection
             return
         self._admitted = True
