@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from receiver.config.load import load_config
 from receiver.config.types import Config
 from receiver.model import Alert, AlertGroup, Channel, Severity, Source, Status
-from receiver.routing.plan import plan
+from receiver.routing.plan import match_routes, plan
 from receiver.routing.severity import decide_severity
 from receiver.sources import alertmanager
 from tests.helpers import NOW, fixture, shipped_config
@@ -230,3 +233,50 @@ def test_resolved_notice_follows_a_page_sent_in_business_hours(config: Config) -
     assert (
         plan(config, group(saturday), datetime(2026, 3, 14, 10, 1, tzinfo=UTC)).notifications == ()
     )
+
+
+# --- A storm's alerts alike in the labels that count are decided once ------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STORM_LABELS = {
+    "alertname": st.sampled_from(["Watchdog", "EtcdNoLeader", "HighErrorRate", "PodCrash"]),
+    "severity": st.sampled_from(["critical", "P0", "P1", "SEV-1", "sev 2", "warning", "banana"]),
+    "priority": st.sampled_from(["P0", "P2", "", "P1 - Critical"]),
+    "team": st.sampled_from(["profile", "madplan", "metabolic-tracker", "mother-harness", "x"]),
+    "pod": st.sampled_from(["a", "b", "c"]),
+}
+storm_alerts = st.lists(
+    st.fixed_dictionaries({}, optional=STORM_LABELS).filter(bool).map(lambda labels: alert(labels)),
+    min_size=1,
+    max_size=12,
+)
+
+
+@pytest.mark.parametrize("path", ["routing.yaml", "examples/company.yaml"])
+@settings(max_examples=150, deadline=None)
+@given(alerts=storm_alerts)
+def test_each_alert_is_routed_as_if_alone(path: str, alerts: list[Alert]) -> None:
+    """Deciding each distinct set of the labels that count once (plan's memo) routes every alert
+    exactly as deciding it on its own would: team, severity, reason and routes."""
+    config = _configs(path)
+    planned = plan(config, group(*alerts), NOW)
+    for routed in planned.alerts:
+        team = config.team_for(routed.alert.labels)
+        decision = decide_severity(team, routed.alert)
+        routes = match_routes(team, routed.alert, decision.severity)
+        assert (routed.team, routed.severity, routed.routes) == (
+            team.team,
+            decision,
+            tuple(r.name for r in routes),
+        )
+
+
+def test_the_labels_that_count_are_every_one_a_decision_reads() -> None:
+    config = _configs("examples/company.yaml")
+    assert set(config.routing_labels) >= {"team", "severity"}
+    assert set(shipped_config().routing_labels) == {"alertname", "severity", "priority"}
+
+
+@functools.cache
+def _configs(path: str) -> Config:
+    return load_config(EXAMPLES.parent / path, {})

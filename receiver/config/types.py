@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -231,6 +232,20 @@ class Config:
     def all_teams(self) -> tuple[Config, ...]:
         """Every team's view, in file order (the file itself when it has no teams)."""
         return self.teams or (self,)
+
+    @cached_property
+    def routing_labels(self) -> tuple[str, ...]:
+        """Every label an alert's team, severity and routes are decided by: the teams', severity
+        rules' and routes' matchers, and the severity labels. Alerts alike in these are routed
+        alike (outside Sentry's own events, whose level decides)."""
+        names: dict[str, None] = {}
+        for team in self.all_teams():
+            policy = team.severity
+            matchers = [*team.team_matchers, *(m for r in policy.rules for m in r.matchers)]
+            matchers += [m for route in team.routes for m in route.matchers]
+            names.update(dict.fromkeys(m.name for m in matchers))
+            names.update(dict.fromkeys(policy.labels))
+        return tuple(names)
 
     def all_routes(self) -> dict[str, Route]:
         """Every team's routes by name ("<team>/<route>" in a file with teams)."""

@@ -66,11 +66,17 @@ def _word(team: Config, alerts: tuple[Alert, ...], severity: Severity) -> tuple[
     ("P0") and the label's name. The label's name alone when the value is the canonical one."""
     policy = team.severity
     label = ""
+    # Past the rules, only the severity labels' values count: a storm's alerts share a few.
+    seen: set[tuple[str, ...]] = set()
     for alert in alerts:
         if alert.source is Source.SENTRY:
             continue  # its level decides, and the message shows the level with Sentry's facts
         if any(matches_all(rule.matchers, alert.labels) for rule in policy.rules):
             continue  # a rule decided, not the word
+        values = tuple(alert.labels.get(name, "") for name in policy.labels)
+        if values in seen:
+            continue
+        seen.add(values)
         for name in policy.labels:
             value = alert.labels.get(name, "").strip()
             if not value:

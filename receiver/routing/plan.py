@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from receiver.config.matchers import matches_all
 from receiver.config.types import Config, Route, Target
@@ -19,6 +20,8 @@ from receiver.model import (
     Recipient,
     RoutedAlert,
     Severity,
+    SeverityDecision,
+    Source,
     Status,
 )
 from receiver.routing.oncall import escalation_level, in_window, members_of, window_was_open
@@ -184,18 +187,34 @@ def plan(
     (escalation from `startsAt`, resolved notices to everyone who could have been paged).
     """
     routed: list[RoutedAlert] = []
-    by_route: dict[str, list[tuple[Alert, Severity]]] = {}
+    by_route: dict[str, list[Alert]] = {}
     routes: dict[str, tuple[Config, Route]] = {}
+    urgent: dict[str, Severity] = {}  # each route's most urgent severity
+    # A storm's alerts differ in labels no decision reads (pod, instance): each distinct set of
+    # the labels that count is decided once. The 5,000-alert group of `python -m bench` is
+    # planned in 31 ms with this (and `paging._word`'s), 58 ms without (in the process, the
+    # fastest of 7).
+    decided: dict[tuple[str | None, ...], _Decided] = {}
     for alert in group.alerts:
-        # Each alert is decided by its team's policy (a group may mix teams when
-        # Alertmanager's group_by leaves the team out); team route names are "<team>/<route>".
-        team = config.team_for(alert.labels)
-        decision = decide_severity(team, alert)
-        matched = match_routes(team, alert, decision.severity)
-        routed.append(RoutedAlert(alert, decision, tuple(r.name for r in matched), team.team))
-        for route in matched:
-            routes[route.name] = (team, route)
-            by_route.setdefault(route.name, []).append((alert, decision.severity))
+        alike = None
+        if alert.source is not Source.SENTRY:
+            alike = tuple(alert.labels.get(name) for name in config.routing_labels)
+        found = decided.get(alike) if alike is not None else None
+        if found is None:
+            # Each alert is decided by its team's policy (a group may mix teams when
+            # Alertmanager's group_by leaves the team out); team route names are "<team>/<route>".
+            team = config.team_for(alert.labels)
+            decision = decide_severity(team, alert)
+            found = _Decided(team, decision, match_routes(team, alert, decision.severity))
+            for route in found.routes:
+                routes[route.name] = (team, route)
+                known = urgent.get(route.name, decision.severity)
+                urgent[route.name] = min(known, decision.severity, key=lambda s: s.rank)
+            if alike is not None:
+                decided[alike] = found
+        routed.append(RoutedAlert(alert, found.decision, found.names, found.team.team))
+        for route in found.routes:
+            by_route.setdefault(route.name, []).append(alert)
 
     spell = spell_of(group, memory)
     start = ladder_start(group, memory, now, remembered=remembered)
@@ -207,8 +226,8 @@ def plan(
     held: set[str] = set()
     for name, members in by_route.items():
         team, route = routes[name]
-        alerts = tuple(a for a, _ in members)
-        severity = min((s for _, s in members), key=lambda s: s.rank)
+        alerts = tuple(members)
+        severity = urgent[name]
         where = ladder(route, alerts, start, now, acks)
         firing = any(a.status is Status.FIRING for a in alerts)
         renewed = _expired_ack(acks, where.start, now) if firing else ""
@@ -366,6 +385,19 @@ def _repeat_round(route: Route, where: Ladder, level: int) -> int | None:
     if route.repeat is None or level != where.level:
         return None
     return int((where.age - route.level_after(level)) // route.repeat)
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """An alert's team, severity and routes."""
+
+    team: Config
+    decision: SeverityDecision
+    routes: tuple[Route, ...]
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.routes)
 
 
 class _Keys:
