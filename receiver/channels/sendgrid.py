@@ -178,17 +178,11 @@ def thread_headers(n: Notification, sender: str) -> dict[str, str]:
     """The spell's first page opens the thread (its Message-ID is the thread's); every later
     message of the spell (an escalation, a repeat, the resolved notice) replies to it. A reader
     first paged at a later level still gets one thread: clients group by References."""
-    domain = _domain(sender)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "oncall-router.invalid"
     thread = render.thread_id(n, domain)
     if n.paging is not None and n.paging.first:
         return {"Message-ID": thread}
     return {"Message-ID": render.message_id(n, domain), "In-Reply-To": thread, "References": thread}
-
-
-@lru_cache(maxsize=16)
-def _domain(sender: str) -> str:
-    # One sender for the process: parsed once, not for every message (~15 µs each).
-    return parseaddr(sender)[1].rpartition("@")[2] or "oncall-router.invalid"
 
 
 # sendgrid.helpers.mail.validators.ValidateApiKey's default pattern (it uses match, not search).

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import Counter
 
 from receiver.ack import tokens
 from receiver.ack.short_links import link_id
@@ -158,25 +157,18 @@ class Service:
         result = receipts.with_receipts(self, self._with_ack_refs(planned, now), now)
         defaulted: dict[str, str] = {}
         unrouted: list[str] = []
-        # Counted per series, not per alert: a storm's thousands share a few.
-        m = self.metrics
-        counts: dict[tuple[Counter, tuple[str, ...]], int] = {}
         for routed in result.alerts:
             source = routed.alert.source.value
             severity = routed.severity.severity.value
-            seen: list[tuple[Counter, tuple[str, ...]]] = [
-                (m.alerts, (source, severity, routed.alert.status.value))
-            ]
+            self.metrics.series(
+                self.metrics.alerts, source, severity, routed.alert.status.value
+            ).inc()
             if routed.severity.defaulted:
-                seen.append((m.severity_defaulted, (source,)))
+                self.metrics.severity_defaulted.labels(source).inc()
                 defaulted.setdefault(routed.alert.name, routed.severity.reason)
             if not routed.routes:
-                seen.append((m.unrouted, (source, severity)))
+                self.metrics.unrouted.labels(source, severity).inc()
                 unrouted.append(routed.alert.name)
-            for key in seen:
-                counts[key] = counts.get(key, 0) + 1
-        for (metric, labels), count in counts.items():
-            m.series(metric, *labels).inc(count)
         # One line per webhook, not one per alert: a storm must not flood the logs.
         if defaulted:
             log.warning("severity defaulted", extra={"alerts": defaulted})
