@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
 
 from receiver.config.matchers import matches_all
 from receiver.config.types import Config, Route, Target
@@ -205,7 +204,8 @@ def plan(
             # Alertmanager's group_by leaves the team out); team route names are "<team>/<route>".
             team = config.team_for(alert.labels)
             decision = decide_severity(team, alert)
-            found = _Decided(team, decision, match_routes(team, alert, decision.severity))
+            matched = match_routes(team, alert, decision.severity)
+            found = _Decided(team, decision, matched, tuple(r.name for r in matched))
             for route in found.routes:
                 routes[route.name] = (team, route)
                 known = urgent.get(route.name, decision.severity)
@@ -394,10 +394,7 @@ class _Decided:
     team: Config
     decision: SeverityDecision
     routes: tuple[Route, ...]
-
-    @cached_property
-    def names(self) -> tuple[str, ...]:
-        return tuple(r.name for r in self.routes)
+    names: tuple[str, ...]  # the routes'
 
 
 class _Keys:

@@ -90,8 +90,7 @@ def decode(raw: bytes) -> AlertGroup | None:
 
 def parse(body: Any) -> AlertGroup:
     payload = obj(body, "payload")
-    version = payload.get("version")
-    _check_version(None if version is None else str(version))
+    _check_version(payload.get("version"))
     raw_alerts = payload.get("alerts")
     if not isinstance(raw_alerts, list):
         raise PayloadError("alerts must be a list")
@@ -108,8 +107,8 @@ def parse(body: Any) -> AlertGroup:
     )
 
 
-def _check_version(version: str | None) -> None:
-    if version is not None and version != "4":
+def _check_version(version: object) -> None:
+    if version is not None and str(version) != "4":
         raise PayloadError(f'unsupported webhook version {version!r} (expected "4")')
 
 
