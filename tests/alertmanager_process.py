@@ -103,6 +103,22 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
         am.stop()  # always, whatever the test did
 
 
+def no_repeats(url: str, *, send_resolved: bool) -> dict[str, Any]:
+    """One route to the router at `url`, grouped by alertname, 1 s timers and no repeats within
+    a test: every webhook beyond the first of a group is Alertmanager retrying it."""
+    hook: dict[str, Any] = {"url": url, "send_resolved": send_resolved}
+    return {
+        "route": {
+            "receiver": "router",
+            "group_by": ["alertname"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [{"name": "router", "webhook_configs": [hook]}],
+    }
+
+
 def shorten_timers(route: dict[str, Any], wait: float, interval: float, repeat: float) -> None:
     """Seconds instead of minutes, all through a generated tree; Alertmanager 0.25 honours them."""
     if "group_wait" in route:

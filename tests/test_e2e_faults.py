@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
@@ -22,7 +21,7 @@ from receiver.config.load import load_config
 from receiver.metrics import Metrics
 from receiver.web.app import create_app
 from receiver.web.service import Service
-from tests.alertmanager_process import Alertmanager, post_alert, until
+from tests.alertmanager_process import Alertmanager, no_repeats, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, ServerError
 from tests.fakes.twilio import TEST_ACCOUNT_SID
 from tests.helpers import metric, settings_for
@@ -46,19 +45,6 @@ delivery:
   attempts: 2
   rate_limits: {{slack: 0s, sms: 0s, call: 0s, email: 0s}}
 """
-
-
-def alertmanager_config(url: str) -> dict[str, Any]:
-    return {
-        "route": {
-            "receiver": "router",
-            "group_by": ["alertname"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",  # no repeats: every extra webhook here is a retry
-        },
-        "receivers": [{"name": "router", "webhook_configs": [{"url": url, "send_resolved": True}]}],
-    }
 
 
 async def test_vendor_outage_loses_nothing_and_duplicates_nothing(
@@ -109,7 +95,9 @@ async def test_vendor_outage_loses_nothing_and_duplicates_nothing(
         TestServer(app, host="127.0.0.1") as server,
         aiohttp.ClientSession() as session,
     ):
-        alertmanager.start(alertmanager_config(str(server.make_url("/webhooks/alertmanager"))))
+        alertmanager.start(
+            no_repeats(str(server.make_url("/webhooks/alertmanager")), send_resolved=True)
+        )
         with alertmanager.log_on_failure():
             await alertmanager.ready(session)
             started = datetime.now(UTC)

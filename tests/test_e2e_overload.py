@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +24,7 @@ from receiver.config.load import load_config
 from receiver.metrics import Metrics
 from receiver.web.app import create_app
 from receiver.web.service import Service
-from tests.alertmanager_process import Alertmanager, post_alert, until
+from tests.alertmanager_process import Alertmanager, no_repeats, post_alert, until
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio
 from tests.fakes.base import Slow
 from tests.fakes.twilio import TEST_ACCOUNT_SID
@@ -47,19 +46,6 @@ delivery:
   max_in_flight: 2
   rate_limits: {{slack: 0s, sms: 0s, call: 0s, email: 0s}}
 """
-
-
-def alertmanager_config(url: str) -> dict[str, Any]:
-    return {
-        "route": {
-            "receiver": "router",
-            "group_by": ["alertname"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",  # no repeats: every extra webhook here is a retry
-        },
-        "receivers": [{"name": "router", "webhook_configs": [{"url": url}]}],
-    }
 
 
 async def test_shed_webhooks_are_delivered_on_alertmanagers_retry(
@@ -110,7 +96,9 @@ async def test_shed_webhooks_are_delivered_on_alertmanagers_retry(
         TestServer(app, host="127.0.0.1") as server,
         aiohttp.ClientSession() as session,
     ):
-        alertmanager.start(alertmanager_config(str(server.make_url("/webhooks/alertmanager"))))
+        alertmanager.start(
+            no_repeats(str(server.make_url("/webhooks/alertmanager")), send_resolved=False)
+        )
         with alertmanager.log_on_failure():
             await alertmanager.ready(session)
             now = datetime.now(UTC)

@@ -109,6 +109,11 @@ def counted(rig: AckRig, channel: str, status: str) -> float:
     return metric(rig.service, "oncall_router_vendor_status_total", labels)
 
 
+async def reported(rig: AckRig, channel: str, status: str, what: str, seen: Any) -> None:
+    """Until one report of `status` for `channel` was counted; `seen` says what was, if not."""
+    await until(what, lambda: counted(rig, channel, status) == 1, WITHIN, seen)
+
+
 def retries(rig: AckRig) -> dict[str, float]:
     outcomes = ("called", "texted", "acknowledged", "resolved", "forgotten", "failed")
     return {
@@ -182,8 +187,7 @@ async def test_a_call_answered_by_a_machine_is_placed_again(
     async with receipts_rig(alertmanager, tmp_path, fake_slack, fake_twilio, fake_sendgrid) as rig:
         status = status_of(rig, fake_slack)
         await page(rig)
-        answered = lambda: counted(rig, "call", "completed") == 1  # noqa: E731
-        await until("the second call, answered", answered, WITHIN, status)
+        await reported(rig, "call", "completed", "the second call, answered", status)
         assert len(rig.calls(ALICE)) == 2
         assert counted(rig, "call", "machine") == 1
         assert thread(fake_slack) == [
@@ -206,10 +210,8 @@ async def test_an_answered_call_is_not_placed_again(
     async with receipts_rig(alertmanager, tmp_path, fake_slack, fake_twilio, fake_sendgrid) as rig:
         status = status_of(rig, fake_slack)
         await page(rig)
-        answered = lambda: counted(rig, "call", "completed") == 1  # noqa: E731
-        await until("the call's report", answered, WITHIN, status)
-        delivered = lambda: counted(rig, "sms", "delivered") == 1  # noqa: E731
-        await until("the SMS's report", delivered, WITHIN, status)
+        await reported(rig, "call", "completed", "the call's report", status)
+        await reported(rig, "sms", "delivered", "the SMS's report", status)
     # Stopped, so a pending second call would have been placed by now.
     assert len(rig.calls(ALICE)) == 1
     assert sum(retries(rig).values()) == 0
@@ -233,8 +235,7 @@ async def test_an_acknowledged_or_resolved_group_is_not_called_again(
     ) as rig:
         status = status_of(rig, fake_slack)
         await page(rig)
-        rang_out = lambda: counted(rig, "call", "no-answer") == 1  # noqa: E731
-        await until("the call's report", rang_out, WITHIN, status)
+        await reported(rig, "call", "no-answer", "the call's report", status)
         assert thread(fake_slack) == ["Called Alice Archer: no answer; calling again in 1h"]
         if meanwhile == "acknowledged":
             url = f"{rig.url}/webhooks/twilio/sms"
@@ -260,10 +261,8 @@ async def test_a_bounced_email_is_counted_for_the_person_and_said_in_slack(
     async with receipts_rig(alertmanager, tmp_path, fake_slack, fake_twilio, fake_sendgrid) as rig:
         status = status_of(rig, fake_slack)
         await page(rig)
-        bounced = lambda: counted(rig, "email", "bounce") == 1  # noqa: E731
-        await until("SendGrid's bounce", bounced, WITHIN, status)
-        undelivered = lambda: counted(rig, "sms", "undelivered") == 1  # noqa: E731
-        await until("Twilio's undelivered", undelivered, WITHIN, status)
+        await reported(rig, "email", "bounce", "SendGrid's bounce", status)
+        await reported(rig, "sms", "undelivered", "Twilio's undelivered", status)
         [mail] = rig.emails()
         assert set(mail["custom_args"]) == {"route", "notification_key", "receipt"}
         assert fake_sendgrid.event_answers == [(200, fake_sendgrid.event_answers[0][1])]

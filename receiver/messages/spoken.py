@@ -92,13 +92,17 @@ def _number(text: str) -> str:
     return text[: -len(text.split(".")[1]) - 1] if text.endswith(".0") else text
 
 
+def whole_minutes(seconds: float) -> tuple[int, int, int]:
+    """(days, hours, minutes) of a duration, seconds dropped; never negative."""
+    days, minutes = divmod(max(0, int(seconds // 60)), 24 * 60)
+    return (days, *divmod(minutes, 60))
+
+
 def duration(seconds: float) -> str:
     """`7 minutes`, `2 hours and 13 minutes`, `9 days and 3 hours`, `less than a minute`."""
-    minutes = max(0, int(seconds // 60))
-    if minutes == 0:
+    days, hours, minutes = whole_minutes(seconds)
+    if not (days or hours or minutes):
         return "less than a minute"
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
     if days:
         parts = [_count(days, "day"), _count(hours, "hour") if hours else ""]
     else:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
-from receiver.messages import links
+from receiver.messages import links, spoken
 from receiver.model import (
     AckRef,
     Alert,
@@ -190,11 +190,9 @@ class View:
 
 def duration(seconds: float) -> str:
     """`42m`, `2h 13m`, `9d 3h`; under a minute is `<1m`."""
-    minutes = max(0, int(seconds // 60))
-    if minutes == 0:
+    days, hours, minutes = spoken.whole_minutes(seconds)
+    if not (days or hours or minutes):
         return "<1m"
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
     if days:
         return f"{days}d {hours}h" if hours else f"{days}d"
     return f"{hours}h {minutes}m" if hours else f"{minutes}m"

@@ -235,21 +235,24 @@ class RedisStore:
             await self.client.set(f"{PREFIX}:slack:{gid}:{destination}", value, px=_ms(ttl))
 
     async def remember_page(self, key: str, record: str, ttl: float) -> None:
-        async with _errors():
-            await self.client.set(f"{PREFIX}:page:{key}", record, px=_ms(ttl))
+        await self._put(f"page:{key}", record, ttl)
 
     async def page(self, key: str) -> str | None:
-        async with _errors():
-            value = await self.client.get(f"{PREFIX}:page:{key}")
-        return None if value is None else str(value)
+        return await self._text(f"page:{key}")
 
     async def remember_link(self, link: str, token: str, ttl: float) -> None:
-        async with _errors():
-            await self.client.set(f"{PREFIX}:link:{link}", token, px=_ms(ttl))
+        await self._put(f"link:{link}", token, ttl)
 
     async def link(self, link: str) -> str | None:
+        return await self._text(f"link:{link}")
+
+    async def _put(self, key: str, value: str, ttl: float) -> None:
         async with _errors():
-            value = await self.client.get(f"{PREFIX}:link:{link}")
+            await self.client.set(f"{PREFIX}:{key}", value, px=_ms(ttl))
+
+    async def _text(self, key: str) -> str | None:
+        async with _errors():
+            value = await self.client.get(f"{PREFIX}:{key}")
         return None if value is None else str(value)
 
     async def close(self) -> None:

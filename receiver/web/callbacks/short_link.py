@@ -8,6 +8,8 @@ that cannot answer is a 503 page that says to try again (never a 500, never "unk
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from receiver.model import Channel
@@ -22,19 +24,22 @@ def add_routes(app: web.Application) -> None:
 
 
 async def confirm(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    token = await _token(service, request.match_info["id"])
-    if isinstance(token, web.Response):
-        return token
-    return await ack_page.confirm(service, token, Channel.SMS)
+    return await _with_token(request, ack_page.confirm)
 
 
 async def ack(request: web.Request) -> web.Response:
+    return await _with_token(request, ack_page.ack)
+
+
+async def _with_token(
+    request: web.Request, page: Callable[[Service, str, Channel], Awaitable[web.Response]]
+) -> web.Response:
+    """`page` for the SMS token the link stands for, or the page that says why there is none."""
     service = request.app[SERVICE]
     token = await _token(service, request.match_info["id"])
     if isinstance(token, web.Response):
         return token
-    return await ack_page.ack(service, token, Channel.SMS)
+    return await page(service, token, Channel.SMS)
 
 
 async def _token(service: Service, link: str) -> str | web.Response:
