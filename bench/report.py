@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench import bars
-from bench.phases import FAST_ROUTER_PLAIN_RELAY, RATIO, UVLOOP_GAIN, BurstReport, Soak
-from bench.services import STACKS, Service
+from bench.phases import (
+    FAST_ROUTER_PLAIN_RELAY,
+    ONE_LINE_PLAIN_RELAY,
+    RATIO,
+    UVLOOP_GAIN,
+    BurstReport,
+    Soak,
+)
+from bench.services import ONE_LINE, STACKS, Service
 from bench.stats import Figures, second_half_growth
 
 MIB = 1024  # /proc reports kB (KiB)
-_WIDTH = 22
+_WIDTH = 23
 
 
 def _row(label: str, *parts: str) -> str:
@@ -32,14 +39,18 @@ def throughput(figures: Figures, services: Sequence[Service]) -> list[str]:
         )
     for stack, bar in zip(STACKS, (bars.PLAIN_RATIO, bars.SAME_STACK_RATIO), strict=True):
         ratio = figures.spread(RATIO, stack.name)
-        router, relay = (s.name for s in services if s.stack == stack)
+        router, relay = (s.name for s in services if s.stack == stack and s.kind != ONE_LINE)
         lines.append(
             f"  {router} / {relay}: {ratio.text('.3f')}  {figures.load(RATIO, stack.name)}  "
             f"{bar.check(ratio.median)}"
         )
-    for name in (UVLOOP_GAIN, FAST_ROUTER_PLAIN_RELAY):
+    for name in (UVLOOP_GAIN, FAST_ROUTER_PLAIN_RELAY, ONE_LINE_PLAIN_RELAY):
         ratio = figures.spread(name, "req/s")
         lines.append(f"  {name}: {ratio.text('.3f')}  {figures.load(name, 'req/s')}")
+    lines.append(
+        f"  ({ONE_LINE_PLAIN_RELAY}: the most the plain ratio can reach while the router renders "
+        "nothing but the relay's texts)"
+    )
     return lines
 
 

@@ -1,4 +1,5 @@
-"""The processes under test: the fake vendors, and the router and the relay on each stack."""
+"""The processes under test: the fake vendors, the router and the relay on each stack, and the
+router with one-line texts (bench/one_line_router.py) on plain asyncio."""
 
 from __future__ import annotations
 
@@ -47,14 +48,14 @@ STACKS = (PLAIN, FAST)
 
 @dataclass(frozen=True)
 class Service:
-    kind: str  # "router" or "relay"
+    kind: str  # "router", "relay" or ONE_LINE
     stack: Stack
     child: Child
     base: str  # http://127.0.0.1:PORT
 
     @property
     def name(self) -> str:
-        return f"{self.kind}/{self.stack.name if self.kind == 'router' else self.stack.relay_name}"
+        return f"{self.kind}/{self.stack.relay_name if self.kind == 'relay' else self.stack.name}"
 
     @property
     def url(self) -> str:
@@ -117,6 +118,24 @@ async def _wait_for_port(port: int, seconds: float = 10.0) -> None:
             return
 
 
+ONE_LINE = "router-one-line"
+
+
+async def _start_router(
+    name: str, module: str, stack: Stack, env: Mapping[str, str], log_dir: Path, port: int
+) -> Child:
+    return await Child.start(
+        name,
+        [
+            *("-m", module, "serve", "--config", str(ROUTING)),
+            *("--listen", f"127.0.0.1:{port}", *stack.router_args),
+        ],
+        env,
+        log_dir,
+        reports_ready=False,
+    )
+
+
 async def start_services(
     env: Mapping[str, str], log_dir: Path, children: list[Child]
 ) -> list[Service]:
@@ -125,16 +144,7 @@ async def start_services(
     started: list[tuple[str, Stack, Child, int | None]] = []
     for stack in STACKS:
         port = free_port()
-        router = await Child.start(
-            f"router-{stack.name}",
-            [
-                *("-m", "receiver", "serve", "--config", str(ROUTING)),
-                *("--listen", f"127.0.0.1:{port}", *stack.router_args),
-            ],
-            env,
-            log_dir,
-            reports_ready=False,
-        )
+        router = await _start_router(f"router-{stack.name}", "receiver", stack, env, log_dir, port)
         children.append(router)
         relay = await Child.start(
             f"relay-{stack.name}", ["-m", "bench.relay", *stack.relay_args], env, log_dir
@@ -150,3 +160,14 @@ async def start_services(
             await child.wait_http(f"http://127.0.0.1:{known}/-/ready", seconds=30)
         services.append(Service(kind, stack, child, f"http://127.0.0.1:{listening}"))
     return services
+
+
+async def start_one_line_router(
+    env: Mapping[str, str], log_dir: Path, children: list[Child]
+) -> Service:
+    """The router with the relay's texts, on plain asyncio: throughput phase only."""
+    port = free_port()
+    child = await _start_router(ONE_LINE, "bench.one_line_router", PLAIN, env, log_dir, port)
+    children.append(child)
+    await child.wait_http(f"http://127.0.0.1:{port}/-/ready", seconds=30)
+    return Service(ONE_LINE, PLAIN, child, f"http://127.0.0.1:{port}")

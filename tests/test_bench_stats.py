@@ -1,14 +1,20 @@
-"""The benchmark's arithmetic and tracing (bench/stats.py, bench/keys.py, bench/bars.py); the
-benchmark itself (`python -m bench`) is too slow and too noisy for the suite."""
+"""The benchmark's arithmetic and tracing (bench/stats.py, bench/keys.py, bench/bars.py) and the
+one-line router's texts; the benchmark itself (`python -m bench`) is too slow and too noisy for
+the suite."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
 
-from bench import bars, keys
+from bench import bars, keys, one_line_router
+from bench.load import Payloads
+from bench.services import ROUTING
 from bench.stats import (
     Figures,
     Spread,
@@ -18,6 +24,10 @@ from bench.stats import (
     second_half_growth,
     slope,
 )
+from receiver.config.load import load_config
+from receiver.model import Channel
+from receiver.routing.plan import plan
+from receiver.sources import alertmanager
 
 
 def test_spread_is_min_median_max_and_leaves_out_rounds_that_measured_nothing() -> None:
@@ -88,6 +98,33 @@ def test_figures_keep_each_value_with_its_load_average() -> None:
 )
 def test_each_channel_body_names_its_webhook(body: bytes, form: bool) -> None:
     assert keys.message_key(body, form=form) == "1000042"
+
+
+def test_the_one_line_router_names_each_webhook_in_the_relays_words() -> None:
+    # The fakes count a request only if they find its webhook's number in it.
+    config = load_config(ROUTING, {"BENCH_SLACK_WEBHOOK_URL": "http://127.0.0.1:1/services/T/B/x"})
+    key, body = Payloads(itertools.count(keys.FIRST + 7)).next()
+    result = plan(config, alertmanager.parse(json.loads(body)), datetime.now(UTC))
+    bodies: dict[Channel, tuple[bytes, bool]] = {}
+    for n in result.notifications:
+        if n.channel is Channel.SLACK:
+            bodies[n.channel] = (json.dumps(one_line_router.slack_message(n, UTC)).encode(), False)
+        elif n.channel is Channel.EMAIL:
+            mail = one_line_router.mail_body(n, UTC, "alerts@example.com")
+            bodies[n.channel] = (json.dumps(mail).encode(), False)
+        elif n.channel is Channel.SMS:
+            form = urlencode({"Body": one_line_router.sms_text(n, UTC)})
+            bodies[n.channel] = (form.encode(), True)
+        else:
+            form = urlencode({"Twiml": one_line_router.twiml(n, UTC)})
+            bodies[n.channel] = (form.encode(), True)
+    assert set(bodies) == {Channel.SLACK, Channel.EMAIL, Channel.SMS, Channel.CALL}
+    assert {
+        channel: keys.message_key(b, form=f) for channel, (b, f) in bodies.items()
+    } == dict.fromkeys(bodies, key)
+    assert one_line_router.sms_text(result.notifications[0], UTC) == (
+        f"[FIRING] HighErrorRate payments-api-{key} (2 alerts)"
+    )
 
 
 def test_no_other_number_passes_for_a_message_key() -> None:
