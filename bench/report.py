@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from bench import bars
 from bench.phases import (
+    CEILING,
     FAST_ROUTER_PLAIN_RELAY,
-    ONE_LINE_PLAIN_RELAY,
     RATIO,
     UVLOOP_GAIN,
     BurstReport,
@@ -39,18 +39,22 @@ def throughput(figures: Figures, services: Sequence[Service]) -> list[str]:
         )
     for stack, bar in zip(STACKS, (bars.PLAIN_RATIO, bars.SAME_STACK_RATIO), strict=True):
         ratio = figures.spread(RATIO, stack.name)
-        router, relay = (s.name for s in services if s.stack == stack and s.kind != ONE_LINE)
+        router, relay, one_line = (
+            next(s.name for s in services if s.stack == stack and s.kind == kind)
+            for kind in ("router", "relay", ONE_LINE)
+        )
         lines.append(
             f"  {router} / {relay}: {ratio.text('.3f')}  {figures.load(RATIO, stack.name)}  "
             f"{bar.check(ratio.median)}"
         )
-    for name in (UVLOOP_GAIN, FAST_ROUTER_PLAIN_RELAY, ONE_LINE_PLAIN_RELAY):
+        ceiling = figures.spread(CEILING, stack.name)
+        lines.append(
+            f"    ceiling, {one_line} / {relay}: {ceiling.text('.3f')}  "
+            f"{figures.load(CEILING, stack.name)}  (the router with the relay's texts)"
+        )
+    for name in (UVLOOP_GAIN, FAST_ROUTER_PLAIN_RELAY):
         ratio = figures.spread(name, "req/s")
         lines.append(f"  {name}: {ratio.text('.3f')}  {figures.load(name, 'req/s')}")
-    lines.append(
-        f"  ({ONE_LINE_PLAIN_RELAY}: the most the plain ratio can reach while the router renders "
-        "nothing but the relay's texts)"
-    )
     return lines
 
 

@@ -4,14 +4,14 @@
 
 Processes: the fake vendors; the router (`python -m receiver serve`, real senders, not dry-run) and
 the relay (bench/relay.py) on plain asyncio, and both again on uvloop (the relay with orjson too);
-the router with the relay's one-line texts (bench/one_line_router.py), in the throughput rounds
-only, to show what rendering costs; and this one, which generates the load. Every figure comes
-from one interleaved run: each round visits the services in turn, and each figure is given as
-min/median/max over the rounds with the 1-minute load average it was measured under. Phases: peak
-throughput (closed loop); first vendor request and answer latency at half the plain router's peak
-(open loop); a soak of the plain router; a 5,000-alert group; 1,000 new groups at once to each
-router. The bars of issue 15 are printed next to their figures, met or not: the benchmark
-reports, it does not fail on a bar.
+the router with the relay's one-line texts (bench/one_line_router.py) on both stacks, in the
+throughput rounds only, to show what rendering costs; and this one, which generates the load.
+Every figure comes from one interleaved run: each round visits the services in turn, and each
+figure is given as min/median/max over the rounds with the 1-minute load average it was measured
+under. Phases: peak throughput (closed loop); first vendor request and answer latency at half the
+plain router's peak (open loop); a soak of the plain router; a 5,000-alert group; 1,000 new groups
+at once to each router. The bars of issue 15 are printed next to their figures, met or not: the
+benchmark reports, it does not fail on a bar.
 Human-readable lines go to stdout, progress to stderr; the last line is `ratio=<median of the
 rounds' router/relay throughput on plain asyncio>`. Exit status 1 if a request outside the burst
 failed, a vendor saw the wrong number of requests, or a process died.
@@ -39,7 +39,7 @@ from bench.options import Options, parse_args
 from bench.procs import REPO, Child, ChildError, load_average
 from bench.services import (
     ROUTING,
-    start_one_line_router,
+    start_one_line_routers,
     start_redis,
     start_services,
     vendor_env,
@@ -144,7 +144,7 @@ async def _measure(
     if any(config.delivery.rate_limits.values()):
         failures.append(f"pacing is on in {ROUTING}: the router would queue, not work")
     services = await start_services(env, log_dir, children)
-    one_line = await start_one_line_router(env, log_dir, children)
+    one_line = await start_one_line_routers(env, log_dir, children)
     numbers = itertools.count(keys.FIRST)
     payloads = Payloads(numbers)
     big = Payloads(numbers, alerts=options.big_alerts)
@@ -153,9 +153,10 @@ async def _measure(
         "bytes; every request a new groupKey, fingerprints and labels (nothing deduplicated)"
     )
     say(
-        f"services: {', '.join(s.name for s in services)} (and {one_line.name}, the router "
-        f"with the relay's texts, for peak throughput only); {options.rounds} interleaved rounds "
-        "(A B C D, then D C B A); each figure min/median/max over the rounds, with the "
+        f"services: {', '.join(s.name for s in services)} (and "
+        f"{', '.join(s.name for s in one_line)}, the router with the relay's texts, for peak "
+        f"throughput only); {options.rounds} interleaved rounds "
+        "(A B C D ..., then ... D C B A); each figure min/median/max over the rounds, with the "
         "1-minute load average it was measured under"
     )
     # Many connections, so the client never queues; the pool keeps them alive between phases.
@@ -168,7 +169,7 @@ async def _measure(
 
         # Warm-up: connections opened, code paths and templates compiled, before timing anything.
         if options.warmup:
-            for service in [*services, one_line]:
+            for service in [*services, *one_line]:
                 result, _, _ = await meter.phase(
                     f"warm-up {service.name}",
                     service,
@@ -183,7 +184,7 @@ async def _measure(
             f"concurrency {c}"
         )
         throughput = await phases.throughput(bench)
-        for line in report.throughput(throughput, [*services, one_line]):
+        for line in report.throughput(throughput, [*services, *one_line]):
             say(line)
 
         plain_router = services[0]

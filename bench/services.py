@@ -1,5 +1,5 @@
 """The processes under test: the fake vendors, the router and the relay on each stack, and the
-router with one-line texts (bench/one_line_router.py) on plain asyncio."""
+router with one-line texts (bench/one_line_router.py) on each stack."""
 
 from __future__ import annotations
 
@@ -162,12 +162,16 @@ async def start_services(
     return services
 
 
-async def start_one_line_router(
+async def start_one_line_routers(
     env: Mapping[str, str], log_dir: Path, children: list[Child]
-) -> Service:
-    """The router with the relay's texts, on plain asyncio: throughput phase only."""
-    port = free_port()
-    child = await _start_router(ONE_LINE, "bench.one_line_router", PLAIN, env, log_dir, port)
-    children.append(child)
-    await child.wait_http(f"http://127.0.0.1:{port}/-/ready", seconds=30)
-    return Service(ONE_LINE, PLAIN, child, f"http://127.0.0.1:{port}")
+) -> list[Service]:
+    """The router with the relay's texts on each stack: throughput phase only."""
+    services = []
+    for stack in STACKS:
+        port = free_port()
+        name = f"{ONE_LINE}-{stack.name}"
+        child = await _start_router(name, "bench.one_line_router", stack, env, log_dir, port)
+        children.append(child)
+        await child.wait_http(f"http://127.0.0.1:{port}/-/ready", seconds=30)
+        services.append(Service(ONE_LINE, stack, child, f"http://127.0.0.1:{port}"))
+    return services
