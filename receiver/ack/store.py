@@ -30,6 +30,7 @@ LEVEL_LABEL = "oncall_router_level"
 CHANNEL_LABEL = "oncall_router_channel"
 # The signature of the link, button or call-back token that made the acknowledgement.
 LINK_LABEL = "oncall_router_link"
+NO_LINK = "-"  # the link label of an acknowledgement made without a token
 # SMS codes avoid letters that read as digits (Crockford's base 32).
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 5
@@ -93,7 +94,7 @@ class AlertmanagerStore:
             ACK_LABEL: gid,
             LEVEL_LABEL: str(level),
             CHANNEL_LABEL: channel.value,
-            LINK_LABEL: token or "-",
+            LINK_LABEL: token or NO_LINK,
         }
         note = f"{comment} (oncall-router acknowledgement: matches no alert, mutes nothing)"
         return await self.silence(labels, starts=at, until=until, by=by, comment=note)
@@ -203,6 +204,9 @@ def _ack(silence: Any) -> Ack | None:
         for m in matchers
         if isinstance(m, dict) and m.get("isEqual", True) and not m.get("isRegex")
     }
+    # "-" stands for no token (an SMS code); a signature is base64url and may itself start
+    # with "-" (1 in 64), so the placeholder is matched whole, never stripped.
+    link = labels.get(LINK_LABEL, NO_LINK)
     try:
         return Ack(
             group=labels[ACK_LABEL],
@@ -211,7 +215,7 @@ def _ack(silence: Any) -> Ack | None:
             level=int(labels.get(LEVEL_LABEL, "0")),
             at=timestamp(silence.get("startsAt"), "startsAt"),
             until=timestamp(silence.get("endsAt"), "endsAt"),
-            token=labels.get(LINK_LABEL, "-").strip("-"),
+            token="" if link == NO_LINK else link,
             silence_id=str(silence.get("id", "")),
         )
     except (KeyError, ValueError, PayloadError):
