@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import string
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -368,6 +369,14 @@ def test_token_round_trip_and_tampering() -> None:
     for junk in ("", "abc", "a.b.c", f"{payload}.", f"{payload}.!!", "x" * 2000):
         with pytest.raises(tokens.TokenError):
             tokens.verify(junk, ACK_SECRET, 0)
+    # The same signature bytes in another text (the last character's unused low bits flipped,
+    # padding added) would pass for a link never used, past the replay guard.
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    flipped = alphabet[alphabet.index(sig[-1]) ^ 1]
+    for respelled in (f"{payload}.{sig[:-1]}{flipped}", f"{payload}.{sig}=", f"{payload}.{sig}=="):
+        with pytest.raises(tokens.TokenError) as other_text:
+            tokens.verify(respelled, ACK_SECRET, 0)
+        assert other_text.value.reason == "malformed"
 
 
 _SHORT = re.compile(r" (http://127\.0\.0\.1:\d+/a/([0-9A-Za-z]{10})) Reply ACK [0-9A-Z]{5}$")

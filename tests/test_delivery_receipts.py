@@ -438,6 +438,10 @@ def test_a_token_round_trips_and_names_no_number() -> None:
     with pytest.raises(tokens.TokenError) as expired:
         tokens.verify(text, "secret", 2_000_000_000)
     assert expired.value.reason == "expired"
+    # The same signature bytes in another text (padding added) are not the same token.
+    with pytest.raises(tokens.TokenError) as respelled:
+        tokens.verify(f"{text}=", "secret", 0)
+    assert respelled.value.reason == "malformed"
 
 
 def test_every_status_is_a_metric_label() -> None:

@@ -65,6 +65,10 @@ def verify(text: str, secret: str, now: float, channel: Channel | None = None) -
         given = _unb64(sig)
     except (binascii.Error, ValueError):
         raise TokenError("malformed", "not an acknowledgement token") from None
+    # One text per signature: the replay guard (receiver.ack.flow) knows a used link by its
+    # signature's text, and base64 decoding reads `...Q`, `...R` and `...Q=` as the same bytes.
+    if _b64(given) != sig:
+        raise TokenError("malformed", "not an acknowledgement token")
     if not hmac.compare_digest(given, _mac(secret, payload)):
         raise TokenError("forged", "the token's signature is wrong")
     try:

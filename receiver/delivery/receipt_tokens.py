@@ -90,6 +90,9 @@ def verify(text: str, secret: str, now: float) -> ReceiptToken:
         given = _unb64(sig)
     except (binascii.Error, ValueError):
         raise TokenError("malformed", "not a receipt token") from None
+    # One text per signature, as for acknowledgement tokens: it can stand for the message.
+    if _b64(given) != sig:
+        raise TokenError("malformed", "not a receipt token")
     if not hmac.compare_digest(given, _mac(secret, payload)):
         raise TokenError("forged", "the receipt token's signature is wrong")
     try:
