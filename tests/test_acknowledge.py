@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from receiver.ack import tokens
-from receiver.ack.store import AlertmanagerStore
-from receiver.model import Channel, Severity
+from receiver.ack.store import AlertmanagerStore, group_id, sms_code
+from receiver.model import AlertGroup, Channel, Severity, Source, Status
 from receiver.store.base import StoreError
 from receiver.store.memory import MemoryStore
 from receiver.store.redis import RedisStore
@@ -31,6 +31,7 @@ from tests.ack_rig import (
     ALICE,
     BOB,
     CAROL,
+    RECEIVER,
     AckRig,
     ack_config,
     serve_rig,
@@ -111,6 +112,35 @@ async def test_expired_acknowledgement_pages_the_current_level_again(rig: AckRig
     # Once: the next re-send is a repeat.
     await rig.fire(ago=timedelta(minutes=2), in_alertmanager=False)
     assert len(rig.sms(ALICE)) == 2
+
+
+async def test_sms_code_typed_with_o_for_zero_and_l_for_one(rig: AckRig) -> None:
+    """Crockford's base 32 reads O as 0 and I or L as 1, as a person reading a code may type it."""
+    # A service whose group's code has a 0 or a 1 in it (the default one's has neither).
+    service = next(
+        name for name in (f"db-{i}" for i in range(100)) if set(_code_of(name)) & {"0", "1"}
+    )
+    await rig.fire(service=service)
+    code = rig.code(ALICE)
+    assert code == _code_of(service)
+    typed = code.lower().replace("0", "o").replace("1", "l")
+    status, reply = await rig.twilio.reply_sms(rig.url + SMS_HOOK, ALICE, f"ACK {typed}")
+    assert status == 200
+    assert "<Message>Acknowledged until" in reply, reply
+    assert acks(rig, "sms") == 1
+
+
+def _code_of(service: str) -> str:
+    """The SMS code of the rig's DiskFull group for `service`."""
+    group = AlertGroup(
+        Source.ALERTMANAGER,
+        "",
+        Status.FIRING,
+        (),
+        group_labels={"alertname": "DiskFull", "service": service},
+        receiver=RECEIVER,
+    )
+    return sms_code(group_id(group, Severity.CRITICAL))
 
 
 async def test_sms_ack_alone_takes_the_most_recent_page(rig: AckRig) -> None:

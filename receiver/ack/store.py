@@ -54,6 +54,15 @@ def group_id(group: AlertGroup, severity: Severity) -> str:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
 
 
+# Crockford's base 32 as a person types it: O read as 0, I and L as 1, any case.
+_TYPED = str.maketrans("OIL", "011")
+
+
+def typed_code(text: str) -> str:
+    """A code as typed in a reply (`7kq2o`), spelt as sms_code spells it (`7KQ20`)."""
+    return text.upper().translate(_TYPED)
+
+
 def sms_code(gid: str) -> str:
     """The short code a person types in `ACK <code>`; derived from the group id."""
     number = int(gid, 16)

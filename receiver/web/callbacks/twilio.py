@@ -12,7 +12,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from receiver.ack import tokens
 from receiver.ack.flow import Outcome, Refused, acknowledge, find_page, from_token
-from receiver.ack.store import sms_code
+from receiver.ack.store import sms_code, typed_code
 from receiver.model import Channel
 from receiver.web import auth
 from receiver.web.callbacks import person_by_phone, public_url, refused
@@ -46,7 +46,7 @@ async def sms_reply(request: web.Request) -> web.Response:
     if match is None:
         refused(service, Channel.SMS, "notAcknowledged", f"an SMS from {person} that is not ACK")
         return _message(_HELP)
-    code = match.group(1).upper() if match.group(1) else None
+    code = typed_code(match.group(1)) if match.group(1) else None
     try:
         page = await find_page(service, person, code)
         outcome = await acknowledge(service, page.request)
