@@ -33,6 +33,8 @@ LINK_LABEL = "oncall_router_link"
 NO_LINK = "-"  # the link label of an acknowledgement made without a token
 # SMS codes avoid letters that read as digits (Crockford's base 32).
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# ...and a reply is read as Crockford reads one: O as 0, I and L as 1, any case.
+_TYPED = str.maketrans("OIL", "011")
 CODE_LENGTH = 5
 
 
@@ -52,10 +54,6 @@ def group_id(group: AlertGroup, severity: Severity) -> str:
     if not group.receiver and not group.group_labels:
         identity = [group.group_key, severity.value]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
-
-
-# Crockford's base 32 as a person types it: O read as 0, I and L as 1, any case.
-_TYPED = str.maketrans("OIL", "011")
 
 
 def typed_code(text: str) -> str:
