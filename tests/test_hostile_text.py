@@ -15,6 +15,7 @@ import hmac
 import json
 import math
 import re
+import tracemalloc
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +32,7 @@ from hypothesis import strategies as st
 from receiver.channels.registry import vendor_senders
 from receiver.channels.slack import SlackSender, build_message
 from receiver.config.settings import Settings
-from receiver.messages import escape, render, sms_length, templates
+from receiver.messages import escape, render, sms_length, spoken, templates
 from receiver.model import AckRef, AlertGroup, Channel, Link, Notification
 from receiver.routing.plan import plan
 from receiver.sources import alertmanager
@@ -635,3 +636,21 @@ def test_counter_agrees_with_the_reference(text: str) -> None:
     length = sms_length.measure(text)
     assert (length.segments, str(length.encoding)) == reference_segments(text)
     assert sms_length.fits_one_segment(text) == (length.segments == 1)
+
+
+def test_remembered_alert_text_stays_small_whatever_its_size() -> None:
+    """Spoken words and checked URLs are remembered, since they repeat; a stranger's long
+    annotation is worked on each time and never kept (1,024 of a megabyte would be a gigabyte)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):
+            assert spoken.words(f"{i}: " + "x" * 8_000)
+            # Longer than what is remembered, short enough to be a link.
+            assert escape.web_url(f"https://example.com/{i}?" + "9" * 2_800) is not None
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < 1024 * 1024, f"{retained / 2**20:.1f} MiB kept"
+    # No link carries a URL this long: refused before any work (or any cache) sees it.
+    assert escape.web_url("https://example.com/?" + "9" * escape.MAX_URL) is None

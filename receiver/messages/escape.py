@@ -80,16 +80,34 @@ def slack_plain(text: str) -> str:
 _URL_SAFE = "!#$%&'()*+,-./:;=?@_~"
 
 
-# The alerts of a group (a storm: thousands) mostly share their runbook and graph URLs.
-@lru_cache(maxsize=1024)
+# No link carries a longer URL (messages.links drops those over 2,900 characters, Slack's
+# context holds 3,000): refused before urlsplit, whose own cache would keep it.
+MAX_URL = 3000
+# Longer ones are checked each time, not remembered: 1,024 of them stay a few megabytes.
+CACHED_LENGTH = 1000
+
+
 def web_url(url: str) -> str | None:
     """A well-formed absolute http(s) URL, %-encoded so nothing after the host can end a link
     or a word; None for anything else (dropped, never patched).
 
     Refused: another scheme; no host or a host that is not a name or an IP address; user info
     (`https://good.example@evil.example/` reads as the wrong host); raw whitespace or control
-    characters (text glued to a URL, as in `…/a>*<!channel>* <https://evil.example|Reset…`).
+    characters (text glued to a URL, as in `…/a>*<!channel>* <https://evil.example|Reset…`);
+    anything over MAX_URL characters.
     """
+    if len(url) > MAX_URL:
+        return None
+    return _web_url(url) if len(url) > CACHED_LENGTH else _remembered_url(url)
+
+
+# The alerts of a group (a storm: thousands) mostly share their runbook and graph URLs.
+@lru_cache(maxsize=1024)
+def _remembered_url(url: str) -> str | None:
+    return _web_url(url)
+
+
+def _web_url(url: str) -> str | None:
     # Every whitespace character but the space is unprintable too: two scans in C, not one in
     # Python (1% of the router's CPU per webhook in `python -m bench`, py-spy).
     if not url or not url.isprintable() or " " in url:

@@ -63,12 +63,25 @@ def camel_words(word: str) -> str:
     return " ".join([pieces[0], *tail])
 
 
+# Texts longer than this are said without being remembered: alert text is a stranger's, and
+# 1,024 remembered texts of a megabyte each would be a gigabyte.
+CACHED_LENGTH = 1000
+
+
+def words(text: str) -> str:
+    """Alert text as one line a voice reads naturally."""
+    return _said(text) if len(text) > CACHED_LENGTH else _remembered(text)
+
+
 # The same few names and summaries come back in every call of an alert's group and every
 # group of the alert: 17 substitutions each time cost 5% of the router's CPU per webhook in
 # `python -m bench` (py-spy) before this.
 @lru_cache(maxsize=1024)
-def words(text: str) -> str:
-    """Alert text as one line a voice reads naturally."""
+def _remembered(text: str) -> str:
+    return _said(text)
+
+
+def _said(text: str) -> str:
     text = _URL.sub(" ", text)
     text = _ELLIPSIS.sub(". ", text)
     text = _DURATION.sub(lambda m: f"{_number(m[1])} {_UNITS[m[2]]}", text)
