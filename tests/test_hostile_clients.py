@@ -35,7 +35,7 @@ from receiver.config.types import Config
 from receiver.model import Channel, Severity
 from receiver.web import server
 from receiver.web.app import create_app
-from receiver.web.server import ConnectionLimits, connection_cap, start
+from receiver.web.server import ConnectionLimits, connection_cap, fd_reserve, start
 from receiver.web.service import Service
 from tests.fakes.slack import slack_signature
 from tests.helpers import NOW, dry_run_router, fixture_bytes, metric, shipped_config
@@ -722,12 +722,22 @@ def test_verify_binds_the_channel() -> None:
 
 
 @pytest.mark.parametrize(
-    ("nofile", "cap"),
-    [(1024, 512), (940, 512), (939, 511), (600, 172), (100, 1)],
+    ("nofile", "max_in_flight", "cap"),
+    [
+        (1024, 64, 512),
+        (940, 64, 512),
+        (939, 64, 511),
+        (600, 64, 172),
+        (100, 64, 1),
+        # A larger `delivery.max_in_flight` keeps a larger vendor pool: 4 x 128 + 44.
+        (1196, 128, 512),
+        (1195, 128, 511),
+    ],
 )
 def test_connection_cap_fits_the_descriptor_limit(
-    monkeypatch: pytest.MonkeyPatch, nofile: int, cap: int
+    monkeypatch: pytest.MonkeyPatch, nofile: int, max_in_flight: int, cap: int
 ) -> None:
-    """The cap leaves the backlog and FD_RESERVE descriptors free, so accept() never fails."""
+    """The cap leaves the backlog, the vendor pool and the other descriptors free, so neither
+    accept() nor a connection to a vendor runs out of descriptors."""
     monkeypatch.setattr(resource, "getrlimit", lambda _: (nofile, resource.RLIM_INFINITY))
-    assert connection_cap(512) == cap
+    assert connection_cap(512, fd_reserve(max_in_flight)) == cap

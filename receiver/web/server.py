@@ -28,11 +28,11 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
-from receiver.web.app import BODY_TIMEOUT, BODY_TIMEOUT_KEY, HANDLER_ARGS
+from receiver.web.app import BODY_TIMEOUT, BODY_TIMEOUT_KEY, HANDLER_ARGS, vendor_connections
 from receiver.web.logs import Throttle
 from receiver.web.memory import pin_mmap_threshold
 from receiver.web.reload import Reloader
-from receiver.web.service import Service
+from receiver.web.service import SERVICE, Service
 
 log = logging.getLogger("receiver.server")
 
@@ -40,10 +40,10 @@ log = logging.getLogger("receiver.server")
 LOG_INTERVAL = 60.0
 # Connections the kernel may queue before they are accepted (aiohttp's default).
 BACKLOG = 128
-# Descriptors kept for everything but inbound connections: the vendor connection pool (256 with
-# the default `delivery.max_in_flight`), Redis, Alertmanager, files, and the `BACKLOG` accepted
-# in one go before any is looked at.
-FD_RESERVE = 300
+# Descriptors kept for everything but inbound connections and the vendor connection pool:
+# Redis, Alertmanager, files. The `BACKLOG` accepted in one go before any is looked at are kept
+# apart.
+OTHER_FDS = 44
 # A new connection that has not sent a whole request yet is not closed to make room for another
 # until it has had this long: in a burst, hundreds are accepted before the loop reads any of
 # them, and each is a webhook on its way (a slow-headers client is cut by the idle timeout).
@@ -65,7 +65,7 @@ class ConnectionLimits:
     # From a request's headers to the last byte of its body (answered 408 after).
     body_timeout: float = BODY_TIMEOUT
     # Open connections; one more closes the longest-open idle one, or is refused if none is idle.
-    # Lowered at start to fit the descriptor limit (`ulimit -n` minus FD_RESERVE).
+    # Lowered at start to fit the descriptor limit (`ulimit -n` minus the backlog and fd_reserve).
     max_connections: int = 512
     max_line_size: int = 8190  # bytes of the request line (aiohttp's default)
     max_field_size: int = 8190  # bytes of one header, name and value (aiohttp's default)
@@ -241,12 +241,19 @@ class _Runner(web.AppRunner):
         )
 
 
-def connection_cap(wanted: int, backlog: int = BACKLOG) -> int:
-    """`wanted`, lowered if the descriptor limit cannot hold that many connections."""
+def fd_reserve(max_in_flight: int) -> int:
+    """Descriptors kept for everything but inbound connections: the vendor pool, which grows
+    with `delivery.max_in_flight` (web.app.vendor_connections), and OTHER_FDS."""
+    return vendor_connections(max_in_flight) + OTHER_FDS
+
+
+def connection_cap(wanted: int, reserve: int, backlog: int = BACKLOG) -> int:
+    """`wanted`, lowered if the descriptor limit cannot hold that many connections beside the
+    `reserve` (fd_reserve) and the backlog."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or wanted <= soft - backlog - FD_RESERVE:
+    if soft == resource.RLIM_INFINITY or wanted <= soft - backlog - reserve:
         return wanted
-    cap = max(1, soft - backlog - FD_RESERVE)
+    cap = max(1, soft - backlog - reserve)
     log.warning(
         "connection cap lowered to fit the descriptor limit (raise `ulimit -n`)",
         extra={"wanted": wanted, "cap": cap, "nofile": soft},
@@ -265,7 +272,8 @@ async def start(
     """Listen on host:port with `limits`; `runner.cleanup()` stops. Port 0 picks a free port
     (`runner.addresses[0][1]`)."""
     app[BODY_TIMEOUT_KEY] = limits.body_timeout
-    guard = _Guard(connection_cap(limits.max_connections), Throttle(log, LOG_INTERVAL))
+    reserve = fd_reserve(app[SERVICE].config.delivery.max_in_flight)
+    guard = _Guard(connection_cap(limits.max_connections, reserve), Throttle(log, LOG_INTERVAL))
     runner = _Runner(app, guard, limits, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=BACKLOG)
