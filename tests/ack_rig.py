@@ -33,7 +33,7 @@ from receiver.web.service import Service
 from tests.alertmanager_process import Alertmanager, post_alert
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, RecordedRequest
 from tests.fakes.twilio import TEST_ACCOUNT_SID
-from tests.helpers import free_port, settings_for
+from tests.helpers import held_port, settings_for
 
 ALICE, BOB, CAROL, ERIN = "+447700900101", "+447700900102", "+447700900103", "+447700900105"
 ACK_SECRET = "test-ack-secret-0123456789"
@@ -228,26 +228,29 @@ async def serve_rig(
 ) -> AsyncIterator[AckRig]:
     """A router on 127.0.0.1:`port` (a free one by default) using `am` for acknowledgements;
     `state_store` shared with another rig makes the two replicas of one deployment."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    chosen = dataclasses.replace(
-        settings_for(slack, twilio, sendgrid),
-        ack_secret=ACK_SECRET,
-        alertmanager_url=alertmanager_url or am.url,
-        public_url=url,
-        receiver_auth_token=receiver_auth_token,
-        **(settings or {}),
-    )
-    clock = clock or Clock()
-    service = Service(
-        config,
-        chosen,
-        Metrics(CollectorRegistry()),
-        senders={},
-        dry_run=False,
-        clock=clock,
-        state_store=state_store,
-    )
-    app = create_app(service, lambda s: vendor_senders(s, chosen, config))
-    async with TestServer(app, host="127.0.0.1", port=port):
-        yield AckRig(service, url, am, session, slack, twilio, sendgrid, clock)
+    # Held from the moment it is chosen (a given port, a restarted replica's, is bound again).
+    with held_port(port or 0) as listening:
+        port = listening.getsockname()[1]
+        url = f"http://127.0.0.1:{port}"
+        chosen = dataclasses.replace(
+            settings_for(slack, twilio, sendgrid),
+            ack_secret=ACK_SECRET,
+            alertmanager_url=alertmanager_url or am.url,
+            public_url=url,
+            receiver_auth_token=receiver_auth_token,
+            **(settings or {}),
+        )
+        clock = clock or Clock()
+        service = Service(
+            config,
+            chosen,
+            Metrics(CollectorRegistry()),
+            senders={},
+            dry_run=False,
+            clock=clock,
+            state_store=state_store,
+        )
+        app = create_app(service, lambda s: vendor_senders(s, chosen, config))
+        server = TestServer(app, host="127.0.0.1", port=port, socket_factory=lambda *_: listening)
+        async with server:
+            yield AckRig(service, url, am, session, slack, twilio, sendgrid, clock)

@@ -83,6 +83,16 @@ def metric(service: Service, name: str, labels: Mapping[str, str] | None = None)
     return 0.0 if value is None else value
 
 
+def held_port(port: int = 0) -> socket.socket:
+    """A socket bound to `port` on 127.0.0.1 (a free one by default), for
+    `TestServer(socket_factory=...)`: the port is held from the moment it is chosen. With
+    free_port, a process started before the server (an Alertmanager) could take it in between."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -38,7 +38,15 @@ from tests.alertmanager_process import Alertmanager, post_alert
 from tests.fakes import FakeSendGrid, FakeSlack, FakeTwilio, RecordedRequest
 from tests.fakes.slack import TEST_BOT_TOKEN, block_kit_error, find_button, slack_signature
 from tests.fakes.twilio import API_VERSION
-from tests.helpers import config_for, dry_run_router, fixture, free_port, metric, settings_for
+from tests.helpers import (
+    config_for,
+    dry_run_router,
+    fixture,
+    free_port,
+    held_port,
+    metric,
+    settings_for,
+)
 
 SIGNING_SECRET = "slack-signing-secret-for-tests"
 ACK_SECRET = "ack-secret-for-the-slack-tests"
@@ -352,29 +360,33 @@ async def stack(
     am: Alertmanager | None,
     **settings: Any,
 ) -> AsyncIterator[Stack]:
-    port = free_port()
-    async with aiohttp.ClientSession() as session:
-        if am is not None:
-            am.start(alertmanager_config())
-            await am.ready(session)
-        base = settings_for(slack, twilio, sendgrid)
-        values: dict[str, Any] = {
-            "slack_signing_secret": SIGNING_SECRET,
-            "ack_secret": ACK_SECRET,
-            "alertmanager_url": am.url if am else f"http://127.0.0.1:{free_port()}",
-            "public_url": f"http://127.0.0.1:{port}",
-            **settings,
-        }
-        config = config_for(slack)
-        merged = dataclasses.replace(base, **values)
-        clock = Clock()
-        service = Service(
-            config, merged, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
-        )
-        app = create_app(service, lambda s: vendor_senders(s, merged, config))
-        async with TestServer(app, host="127.0.0.1", port=port) as server:
-            url = str(server.make_url("")).rstrip("/")
-            yield Stack(service, clock, url, session, slack, twilio, am)
+    with held_port() as listening:
+        port = listening.getsockname()[1]
+        async with aiohttp.ClientSession() as session:
+            if am is not None:
+                am.start(alertmanager_config())
+                await am.ready(session)
+            base = settings_for(slack, twilio, sendgrid)
+            values: dict[str, Any] = {
+                "slack_signing_secret": SIGNING_SECRET,
+                "ack_secret": ACK_SECRET,
+                "alertmanager_url": am.url if am else f"http://127.0.0.1:{free_port()}",
+                "public_url": f"http://127.0.0.1:{port}",
+                **settings,
+            }
+            config = config_for(slack)
+            merged = dataclasses.replace(base, **values)
+            clock = Clock()
+            service = Service(
+                config, merged, Metrics(CollectorRegistry()), senders={}, dry_run=False, clock=clock
+            )
+            app = create_app(service, lambda s: vendor_senders(s, merged, config))
+            server = TestServer(
+                app, host="127.0.0.1", port=port, socket_factory=lambda *_: listening
+            )
+            async with server:
+                url = str(server.make_url("")).rstrip("/")
+                yield Stack(service, clock, url, session, slack, twilio, am)
 
 
 @pytest.fixture
